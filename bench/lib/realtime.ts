@@ -1,0 +1,150 @@
+/**
+ * The realtime load generator of bench/rooms.ts: real socket.io-client sockets over WebSocket, ramped up in
+ * batches, joined to rooms, and a latency recorder. The bare Socket.IO baseline and DoctorPy speak the same event
+ * names (`room:join`, `chat:send` → `chat:message`), so everything here drives both.
+ */
+import { io, type Socket } from "socket.io-client";
+import { SOCKET_PATH } from "../../shared/realtime.ts";
+
+export type BenchSocket = Socket;
+
+interface AckReply {
+  ok: boolean;
+  error?: { code: string; message: string };
+}
+
+/** One socket.io-client connection over WebSocket only, without reconnection; rejects with the connect_error. */
+export function connectSocket(url: string, token: string | undefined, timeoutMs = 30_000): Promise<BenchSocket> {
+  const socket = io(url, {
+    path: SOCKET_PATH,
+    transports: ["websocket"],
+    auth: token ? { token } : {},
+    reconnection: false,
+    forceNew: true,
+    timeout: timeoutMs,
+  });
+  return new Promise((resolve, reject) => {
+    socket.once("connect", () => resolve(socket));
+    socket.once("connect_error", (err: Error & { data?: { code?: string } }) => {
+      socket.close();
+      reject(Object.assign(new Error(`connect_error: ${err.message} (${err.data?.code ?? "no code"})`), err));
+    });
+  });
+}
+
+/**
+ * Opens `n` sockets, `batch` handshakes at a time; socket `i` goes to `urls[i % urls.length]` with `tokenOf(i)`.
+ * Any failure closes what was opened and rejects.
+ */
+export async function connectMany(
+  urls: string[],
+  n: number,
+  tokenOf: (i: number) => string | undefined,
+  batch: number,
+  progress?: (done: number) => void,
+): Promise<BenchSocket[]> {
+  const sockets: BenchSocket[] = [];
+  try {
+    for (let from = 0; from < n; from += batch) {
+      const opened = await Promise.all(
+        Array.from({ length: Math.min(batch, n - from) }, (_, k) =>
+          connectSocket(urls[(from + k) % urls.length] as string, tokenOf(from + k)),
+        ),
+      );
+      sockets.push(...opened);
+      progress?.(sockets.length);
+    }
+  } catch (err) {
+    closeAll(sockets);
+    throw err;
+  }
+  return sockets;
+}
+
+/** Sends an event and resolves with its ack (rejects after `timeoutMs`). */
+export function request(socket: BenchSocket, event: string, payload: unknown, timeoutMs = 30_000): Promise<AckReply> {
+  return socket.timeout(timeoutMs).emitWithAck(event, payload) as Promise<AckReply>;
+}
+
+/** `room:join` for every socket (`roomOf(i)`), `concurrency` at a time; any refusal rejects. Returns the time taken. */
+export async function joinAll(
+  sockets: BenchSocket[],
+  roomOf: (i: number) => string,
+  concurrency: number,
+): Promise<number> {
+  const started = performance.now();
+  let next = 0;
+  const worker = async () => {
+    while (next < sockets.length) {
+      const i = next++;
+      const reply = await request(sockets[i] as BenchSocket, "room:join", { roomId: roomOf(i) });
+      if (!reply.ok) throw new Error(`room:join refused for socket ${i}: ${JSON.stringify(reply.error)}`);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, sockets.length) }, worker));
+  return performance.now() - started;
+}
+
+/** Drops the listeners and closes every socket (without reconnection, nothing comes back). */
+export function closeAll(sockets: BenchSocket[]): void {
+  for (const s of sockets) {
+    s.off();
+    s.close();
+  }
+}
+
+/** Latency samples in ms (floats); percentiles by sorting once. */
+export class Samples {
+  private buf = new Float64Array(1 << 16);
+  private n = 0;
+  private sorted = true;
+
+  add(v: number): void {
+    if (this.n === this.buf.length) {
+      const bigger = new Float64Array(this.buf.length * 2);
+      bigger.set(this.buf);
+      this.buf = bigger;
+    }
+    this.buf[this.n++] = v;
+    this.sorted = false;
+  }
+
+  get count(): number {
+    return this.n;
+  }
+
+  /** the `p`-th percentile (0–100), nearest rank; NaN without samples */
+  percentile(p: number): number {
+    if (this.n === 0) return Number.NaN;
+    if (!this.sorted) {
+      this.buf.subarray(0, this.n).sort();
+      this.sorted = true;
+    }
+    const rank = Math.min(this.n - 1, Math.max(0, Math.ceil((p / 100) * this.n) - 1));
+    return this.buf[rank] as number;
+  }
+
+  max(): number {
+    return this.percentile(100);
+  }
+}
+
+/**
+ * Message bodies carry the sender's index and the send time on this process's clock (`performance.now()`), so
+ * that every receiver computes the end-to-end latency against the same clock.
+ */
+export const stampBody = (sender: number, t: number) => `${sender}|${t.toFixed(3)}`;
+
+export function readStamp(body: string): { sender: number; t: number } | null {
+  const bar = body.indexOf("|");
+  if (bar <= 0) return null;
+  return { sender: Number(body.slice(0, bar)), t: Number(body.slice(bar + 1)) };
+}
+
+/** This process's CPU time so far, in microseconds. */
+export function selfCpuMicros(): number {
+  const { user, system } = process.cpuUsage();
+  return user + system;
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

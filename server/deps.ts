@@ -1,0 +1,87 @@
+import { Redis } from "ioredis";
+import { type DbHandle, openDb } from "../db/client.ts";
+import { AuditLog } from "./audit/audit-log.ts";
+import { AccountService } from "./auth/accounts.ts";
+import { LoginGuard } from "./auth/login-guard.ts";
+import { type InvalidationBus, localBus, redisBus, SessionCache } from "./auth/session-cache.ts";
+import { SessionService } from "./auth/sessions.ts";
+import { TokenService } from "./auth/tokens.ts";
+import type { Config } from "./config.ts";
+import type { Logger } from "./log.ts";
+import { createLimiters, type Limiters } from "./ratelimit/limiters.ts";
+import { ChatService } from "./rooms/chat.ts";
+import { RoomService } from "./rooms/rooms.ts";
+import { loadSecrets, type Secrets } from "./secrets.ts";
+import { SettingsService } from "./settings/settings.ts";
+import { UserAdmin } from "./users/user-admin.ts";
+
+/** Everything the HTTP and realtime layers need, built once by the composition root. */
+export interface Deps {
+  config: Config;
+  log: Logger;
+  dbh: DbHandle;
+  redis: Redis | undefined;
+  secrets: Secrets;
+  accounts: AccountService;
+  sessions: SessionService;
+  tokens: TokenService;
+  audit: AuditLog;
+  users: UserAdmin;
+  limiters: Limiters;
+  loginGuard: LoginGuard;
+  /** session and user invalidations, delivered on every node (the realtime layer disconnects on them) */
+  invalidations: InvalidationBus;
+  settings: SettingsService;
+  rooms: RoomService;
+  chat: ChatService;
+  /** closes the database and Redis */
+  close(): Promise<void>;
+}
+
+export async function createDeps(config: Config, log: Logger): Promise<Deps> {
+  const secrets = await loadSecrets(config, log);
+  const dbh = await openDb({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    poolSize: config.databasePoolSize,
+  });
+  let redis: Redis | undefined;
+  if (config.redisUrl) {
+    // No offline queue: when Redis is down, calls fail fast instead of piling up (rate-limiter-flexible advice).
+    redis = new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true });
+    redis.on("error", (err) => log.warn({ err: err.message }, "redis error"));
+    await redis.connect();
+  }
+  const db = dbh.db;
+  const bus: InvalidationBus = redis
+    ? await redisBus(redis, (err) => log.warn({ err: String(err) }, "session invalidation bus error"))
+    : localBus();
+  const sessions = new SessionService(db, config.session, new SessionCache(config.session.cacheTtlSec * 1000, bus));
+  const accounts = new AccountService(db, secrets.keyring, config.adminEmail);
+  const limiters = createLimiters(config.rateLimits, redis);
+  const settings = new SettingsService(db);
+  const rooms = new RoomService(db, settings, bus);
+  return {
+    config,
+    log,
+    dbh,
+    redis,
+    secrets,
+    accounts,
+    sessions,
+    tokens: new TokenService(secrets.jwtKey, config.tokenTtlSec),
+    audit: new AuditLog(db),
+    users: new UserAdmin(db, accounts, sessions),
+    limiters,
+    loginGuard: new LoginGuard(limiters, config.rateLimits.lockoutSec),
+    invalidations: bus,
+    settings,
+    rooms,
+    chat: new ChatService(db, rooms),
+    async close() {
+      await bus.close();
+      redis?.disconnect();
+      await dbh.close();
+    },
+  };
+}

@@ -1,0 +1,72 @@
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { serve } from "@hono/node-server";
+import { ERROR_CODES, ERROR_TITLES } from "../shared/errors.ts";
+import type { Config } from "./config.ts";
+import { createDeps, type Deps } from "./deps.ts";
+import { createApp } from "./http/app.ts";
+import type { Logger } from "./log.ts";
+import { attachRealtime, type Realtime } from "./realtime/io.ts";
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  deps: Deps;
+  server: Server;
+  realtime: Realtime;
+  /**
+   * Tells realtime clients to reconnect elsewhere and drops them, stops accepting, lets in-flight requests
+   * finish (up to `graceMs`), then closes the database.
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** Builds everything from a config and listens. Used by `main.ts` and by the tests (with port 0). */
+export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+  const deps = await createDeps(config, log);
+  const app = createApp(deps);
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () =>
+      resolve(s as Server),
+    ) as Server;
+    s.once("error", reject);
+  });
+  // Requests Node refuses before our app sees them (a URL or headers over 16 KiB, broken HTTP) still get a
+  // problem+json answer instead of a bare status line.
+  server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable || (socket as { _httpMessage?: unknown })._httpMessage) return socket.destroy();
+    const tooLarge = err.code === "HPE_HEADER_OVERFLOW";
+    const code = tooLarge ? "headers_too_large" : "invalid_input";
+    const status = ERROR_CODES[code];
+    const body = JSON.stringify({ type: `urn:doctorpy:problem:${code}`, title: ERROR_TITLES[code], status, code });
+    socket.end(
+      `HTTP/1.1 ${status} ${tooLarge ? "Request Header Fields Too Large" : "Bad Request"}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  });
+  // Slow or idle clients must not hold a connection forever.
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 15_000;
+  const realtime = await attachRealtime(server, deps);
+  const { port } = server.address() as AddressInfo;
+  const host = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${host.includes(":") ? `[${host}]` : host}:${port}`,
+    port,
+    deps,
+    server,
+    realtime,
+    close(graceMs = 10_000) {
+      closing ??= (async () => {
+        await realtime.close();
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+        await closed;
+        clearTimeout(timer);
+        await deps.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,76 @@
+import { spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { request } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { waitFor } from "../helpers/factories.ts";
+import { startServer } from "../helpers/server.ts";
+
+function runMain(env: Record<string, string>) {
+  const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts"], {
+    env: { PATH: process.env.PATH, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  child.stdout.on("data", (d) => (out += d));
+  child.stderr.on("data", (d) => (err += d));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  return { child, exited, out: () => out, err: () => err };
+}
+
+describe("lifecycle", () => {
+  it("finishes an in-flight request before closing", async () => {
+    const server = await startServer();
+    const body = JSON.stringify({ email: "someone@example.com", password: "whatever it is" });
+    const seen = new Promise((resolve) => server.server.once("request", resolve));
+    const req = request(`${server.url}/api/v1/auth/login`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+    });
+    const answered = new Promise<number>((resolve, reject) => {
+      req.on("response", (res) => {
+        res.resume();
+        res.on("end", () => resolve(res.statusCode ?? 0));
+      });
+      req.on("error", reject);
+    });
+    // Half the body now: the request is in flight when the server is told to close.
+    req.write(body.slice(0, 10));
+    await seen;
+    const closing = server.close();
+    req.end(body.slice(10));
+    expect(await answered).toBe(401);
+    await closing;
+    await expect(fetch(`${server.url}/healthz`)).rejects.toThrow();
+  });
+
+  it("main.ts serves, then stops cleanly on SIGTERM", async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), "dp-main-"));
+    try {
+      const run = runMain({ PORT: "0", HOST: "127.0.0.1", DATA_DIR: dataDir, LOG_LEVEL: "info" });
+      const url = await waitFor(() => /"url":"([^"]+)"/.exec(run.out())?.[1], 30_000);
+      expect((await fetch(`${url}/readyz`)).status).toBe(200);
+      expect(run.out()).toMatch(/generated missing secrets/);
+      run.child.kill("SIGTERM");
+      expect(await run.exited).toBe(0);
+      expect(run.out()).toMatch(/stopped cleanly/);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it("main.ts refuses a bad configuration, naming each variable", async () => {
+    const run = runMain({ PORT: "not-a-port", DATABASE_URL: "mysql://x", NODE_ENV: "production" });
+    expect(await run.exited).toBe(1);
+    expect(run.err()).toMatch(/PORT/);
+    expect(run.err()).toMatch(/DATABASE_URL/);
+  });
+
+  it("main.ts in production refuses to start without its secrets", async () => {
+    const run = runMain({ NODE_ENV: "production", PORT: "0", DATA_DIR: "memory", LOG_LEVEL: "info" });
+    expect(await run.exited).toBe(1);
+    expect(run.out()).toMatch(/JWT_SECRET.*ENCRYPTION_KEYS.*BLIND_INDEX_KEY/);
+  });
+});
