@@ -495,9 +495,10 @@ function serialise(v: unknown): string {
   }
 }
 
+/** As the server reads a body: UTF-8 decoding drops one leading byte order mark. */
 const isJson = (s: string) => {
   try {
-    JSON.parse(s);
+    JSON.parse(s.startsWith("\uFEFF") ? s.slice(1) : s);
     return true;
   } catch {
     return false;
@@ -527,7 +528,9 @@ const notJsonArb = fc
       "[1,]",
       '"unterminated',
       "\u0000",
-      "\uFEFF{}",
+      // A leading byte order mark is dropped by UTF-8 decoding (RFC 8259 lets parsers ignore it), so "\uFEFF{}"
+      // is an empty object: only a broken text after it is not JSON.
+      "\uFEFF{",
       '{"email":"a@b.c","password":"x"',
       `${"[".repeat(5000)}`,
     ),

@@ -12,6 +12,8 @@ import type { AppEnv } from "../context.ts";
 export function clientRoutes(app: OpenAPIHono<AppEnv>, clientDir: string): void {
   const root = resolve(clientDir);
   const index = join(root, "index.html");
+  // Without a build (tests, `npm run dev`) there is nothing to serve, and serveStatic would warn on every request.
+  if (!existsSync(root)) return;
   app.use(
     "/assets/*",
     serveStatic({
