@@ -8,6 +8,7 @@ import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
 import pg from "pg";
 import * as schema from "./schema.ts";
+import { createStatements, type Statements } from "./statements.ts";
 
 /** The drizzle database, whichever driver is underneath. */
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -15,6 +16,8 @@ export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
 export interface DbHandle {
   db: Db;
   kind: "pglite" | "postgres";
+  /** the hot statements, straight to the driver */
+  statements: Statements;
   /** cheap round trip for readiness checks */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -42,6 +45,7 @@ export async function openDb(options: DbOptions): Promise<DbHandle> {
     return {
       db: db as unknown as Db,
       kind: "postgres",
+      statements: createStatements(async (name, text, values) => (await pool.query({ name, text, values })).rows),
       ping: async () => void (await db.execute(sql`select 1`)),
       close: () => pool.end(),
     };
@@ -52,6 +56,9 @@ export async function openDb(options: DbOptions): Promise<DbHandle> {
   return {
     db: db as unknown as Db,
     kind: "pglite",
+    statements: createStatements(
+      async (_name, text, values) => (await client.query<Record<string, unknown>>(text, values)).rows,
+    ),
     ping: async () => void (await db.execute(sql`select 1`)),
     close: () => client.close(),
   };

@@ -77,7 +77,7 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
     invalidations: bus,
     settings,
     rooms,
-    chat: new ChatService(db, rooms),
+    chat: new ChatService(db, dbh.statements, rooms),
     async close() {
       await bus.close();
       redis?.disconnect();

@@ -1,6 +1,7 @@
 import { and, asc, desc, eq, gt, lt } from "drizzle-orm";
 import type { Db } from "../../db/client.ts";
 import { messages, users } from "../../db/schema.ts";
+import type { Statements } from "../../db/statements.ts";
 import { LIMITS } from "../../shared/limits.ts";
 import type { ChatMessage, HistoryPage } from "../../shared/schemas/rooms.ts";
 import { AppError, notFound } from "../errors.ts";
@@ -38,9 +39,10 @@ export class ChatService {
 
   constructor(
     private readonly db: Db,
+    statements: Statements,
     private readonly rooms: RoomService,
   ) {
-    this.writer = new MessageWriter(db);
+    this.writer = new MessageWriter(statements);
   }
 
   /**

@@ -21,7 +21,7 @@ afterAll(() => s.close());
 
 describe("batched message writes", () => {
   it("numbers a mixed batch gap-free per room, in arrival order", async () => {
-    const writer = new MessageWriter(s.deps.dbh.db);
+    const writer = new MessageWriter(s.deps.dbh.statements);
     const writes = Array.from({ length: 60 }, (_, i) =>
       writer.write({ roomId: rooms[i % 2] as string, authorId: author, body: `b${i}` }),
     );
@@ -36,7 +36,7 @@ describe("batched message writes", () => {
   });
 
   it("fails only the message whose room does not exist, not the rest of its batch", async () => {
-    const writer = new MessageWriter(s.deps.dbh.db);
+    const writer = new MessageWriter(s.deps.dbh.statements);
     const good = writer.write({ roomId: rooms[1] as string, authorId: author, body: "fine" });
     const bad = writer.write({ roomId: randomUUID(), authorId: author, body: "nowhere" });
     const alsoGood = writer.write({ roomId: rooms[1] as string, authorId: author, body: "fine too" });
