@@ -3,13 +3,15 @@ import type { Redis } from "ioredis";
 import type { SessionRow, UserRow } from "./sessions.ts";
 
 /**
- * What went stale: one session, everything cached about one user (role change, disable, password), or one
- * room's memberships and settings (the rooms domain's standing cache).
+ * What went stale: one session, everything cached about one user (role change, disable, password), one
+ * room's memberships and settings (the rooms domain's standing cache), or anything at all: `all` is never
+ * published, a bus delivers it to its own subscribers when it may have missed messages (Redis reconnected).
  */
 export type Invalidation =
   | { kind: "session"; id: string }
   | { kind: "user"; id: string }
-  | { kind: "room"; id: string };
+  | { kind: "room"; id: string }
+  | { kind: "all"; id: "" };
 
 /** Carries invalidations to every node: in-process on a single node, Redis pub/sub in a cluster. */
 export interface InvalidationBus {
@@ -36,6 +38,11 @@ export async function redisBus(redis: Redis, onError: (err: unknown) => void): P
   await sub.connect();
   await sub.subscribe(CHANNEL);
   const handlers: ((event: Invalidation) => void)[] = [];
+  // Registered after the first connection: every later "ready" is a reconnect, after which ioredis resubscribes.
+  // Whatever was published meanwhile is lost, so every cache forgets everything.
+  sub.on("ready", () => {
+    for (const h of handlers) h({ kind: "all", id: "" });
+  });
   sub.on("message", (_channel: string, message: string) => {
     try {
       const event = JSON.parse(message) as Invalidation;
@@ -109,6 +116,10 @@ export class SessionCache {
   private drop(event: Invalidation): void {
     if (event.kind === "room") return;
     this.generation++;
+    if (event.kind === "all") {
+      this.entries.clear();
+      return;
+    }
     if (event.kind === "session") {
       this.entries.delete(event.id);
       return;

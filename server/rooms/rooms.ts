@@ -39,17 +39,26 @@ export interface Standing {
 export class RoomService {
   readonly events = new EventEmitter<RoomEventMap>();
   /** standings read for the hot path (each chat message), valid while their room's epoch is unchanged */
-  private readonly standings = new BoundedMap<string, { standing: Standing; epoch: number; until: number }>(50_000);
+  private readonly standings = new BoundedMap<
+    string,
+    { standing: Standing; epoch: number; generation: number; until: number }
+  >(50_000);
   private readonly epochs = new Map<string, number>();
+  /** bumped when the bus may have lost invalidations: every cached standing is then stale */
+  private generation = 0;
 
   constructor(
     private readonly db: Db,
     private readonly settings: SettingsService,
     private readonly bus: InvalidationBus = localBus(),
-    private readonly standingTtlMs = 5000,
+    private readonly standingTtlMs = 60_000,
   ) {
     bus.subscribe((event) => {
       if (event.kind === "room") this.bump(event.id);
+      if (event.kind === "all") {
+        this.generation++;
+        this.standings.clear();
+      }
     });
   }
 
@@ -64,16 +73,20 @@ export class RoomService {
   }
 
   /**
-   * `standing`, served from memory for a few seconds: every change to the room or its members invalidates
-   * it (on every node), and a read that raced an invalidation is not kept. For the chat hot path.
+   * `standing`, served from memory for up to a minute: every change to the room or its members invalidates
+   * it (on every node), a read that raced an invalidation is not kept, and a bus that may have lost messages
+   * clears everything. The time limit is a backstop only. For the chat hot path.
    */
   async cachedStanding(roomId: string, userId: string): Promise<Standing> {
     const key = `${roomId}:${userId}`;
     const epoch = this.epochs.get(roomId) ?? 0;
+    const generation = this.generation;
     const hit = this.standings.get(key);
-    if (hit && hit.epoch === epoch && hit.until > Date.now()) return hit.standing;
+    if (hit && hit.epoch === epoch && hit.generation === generation && hit.until > Date.now()) return hit.standing;
     const standing = await this.standing(roomId, userId);
-    if (this.standingTtlMs > 0) this.standings.set(key, { standing, epoch, until: Date.now() + this.standingTtlMs });
+    if (this.standingTtlMs > 0) {
+      this.standings.set(key, { standing, epoch, generation, until: Date.now() + this.standingTtlMs });
+    }
     return standing;
   }
 
