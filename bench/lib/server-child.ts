@@ -15,6 +15,7 @@
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { serve } from "@hono/node-server";
 import { createAdapter } from "@socket.io/redis-adapter";
 import { Hono } from "hono";
@@ -230,11 +231,44 @@ async function startDoctorPy(logLevel: Config["logLevel"]): Promise<Running> {
   });
   // Same logger as server/main.ts: pino to stdout, which the parent points at /dev/null.
   const running = await startServer(config, createLogger(config.logLevel));
+  if (process.env.BENCH_TRACE === "1") traceDoctorPy(running);
   return {
     url: running.url,
     close: () => running.close(2000),
     fixtures: (n, roomSize) => createFixtures(running, n, roomSize),
   };
+}
+
+/** Diagnostics on stderr, once a second: event-loop delay and chat batch sizes and times. */
+function traceDoctorPy(running: RunningServer): void {
+  const h = monitorEventLoopDelay({ resolution: 5 });
+  h.enable();
+  const st = running.deps.dbh.statements;
+  const insert = st.insertMessages.bind(st);
+  let batches = 0;
+  let rows = 0;
+  let ms = 0;
+  let maxMs = 0;
+  st.insertMessages = async (b) => {
+    const t = performance.now();
+    try {
+      return await insert(b);
+    } finally {
+      const d = performance.now() - t;
+      batches++;
+      rows += b.length;
+      ms += d;
+      maxMs = Math.max(maxMs, d);
+    }
+  };
+  setInterval(() => {
+    process.stderr.write(
+      `trace: loop delay p50 ${(h.percentile(50) / 1e6).toFixed(1)} p99 ${(h.percentile(99) / 1e6).toFixed(1)} max ${(h.max / 1e6).toFixed(1)} ms; ` +
+        `${batches} batches, ${(rows / Math.max(1, batches)).toFixed(1)} rows/batch, ${(ms / Math.max(1, batches)).toFixed(2)} ms/batch, max ${maxMs.toFixed(1)} ms\n`,
+    );
+    h.reset();
+    batches = rows = ms = maxMs = 0;
+  }, 1000).unref();
 }
 
 async function memoryReport(): Promise<MemoryReport> {
