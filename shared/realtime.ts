@@ -141,7 +141,14 @@ export interface ServerToClientEvents {
   "room:updated": (state: RoomState) => void;
   /** this user's sockets left the room: removed, banned, or the session ended (rejoin works only after `ended`, read-only) */
   "room:removed": (info: { roomId: string; reason: "removed" | "banned" | "ended" }) => void;
-  /** who is in the room now, on every node */
+  /**
+   * someone came into the room (sent on each of their joins: apply it as an upsert by `userId`). Presence
+   * events that arrive before the `room:join` ack are applied on top of the ack's list
+   */
+  "presence:joined": (info: { roomId: string; user: PresenceUser }) => void;
+  /** someone's last connection left the room, on every node */
+  "presence:left": (info: { roomId: string; userId: string }) => void;
+  /** the whole list, which replaces the client's: sent when a node died (its users are gone without a word) */
   "presence:update": (presence: Presence) => void;
   /**
    * the session behind this connection ended (logout, revocation, password change, account disabled): the

@@ -1,6 +1,5 @@
 import type { Deps } from "../deps.ts";
 import { roomState } from "./moderation-handlers.ts";
-import { broadcastPresence } from "./room-handlers.ts";
 import { type IoServer, roomChannel, userChannel } from "./types.ts";
 
 /**
@@ -10,12 +9,11 @@ import { type IoServer, roomChannel, userChannel } from "./types.ts";
  */
 export function applyRoomEvents(io: IoServer, deps: Deps): () => void {
   const { events } = deps.rooms;
-  const warn = (err: unknown) => deps.log.warn({ err }, "could not apply a room change to live sockets");
-
   const onRemoved = ({ roomId, userId, banned }: { roomId: string; userId: string; banned: boolean }) => {
     io.to(userChannel(userId)).emit("room:removed", { roomId, reason: banned ? "banned" : "removed" });
     io.in(userChannel(userId)).socketsLeave(roomChannel(roomId));
-    broadcastPresence(io, deps, roomId).catch(warn);
+    // Every connection of theirs leaves: no need to ask the nodes whether one is left.
+    io.to(roomChannel(roomId)).emit("presence:left", { roomId, userId });
   };
   const onChanged = (state: {
     roomId: string;
@@ -23,8 +21,8 @@ export function applyRoomEvents(io: IoServer, deps: Deps): () => void {
     role: "owner" | "moderator" | "member" | "observer";
     muted: boolean;
   }) => {
+    // Clients keep the `role` of their presence entries from this event.
     io.to(roomChannel(state.roomId)).emit("member:updated", state);
-    broadcastPresence(io, deps, state.roomId).catch(warn);
   };
   const onRoom = ({ room }: { room: Parameters<typeof roomState>[0] }) => {
     const channel = roomChannel(room.id);

@@ -31,10 +31,21 @@ export async function presenceOf(io: IoServer, deps: Deps, roomId: string): Prom
   return [...byUser.values()];
 }
 
+/** The whole list to everyone in the room: the resynchronisation after a node died. */
 export async function broadcastPresence(io: IoServer, deps: Deps, roomId: string): Promise<PresenceUser[]> {
   const users = await presenceOf(io, deps, roomId);
   io.to(roomChannel(roomId)).emit("presence:update", { roomId, users });
   return users;
+}
+
+/**
+ * Tells the room that a user left, if none of their connections is still in it on any node. Called after the
+ * socket left: of two connections of one user leaving at once, the one that asks last sees both gone.
+ */
+export async function announceLeft(io: IoServer, roomId: string, userId: string): Promise<void> {
+  const sockets = await io.in(roomChannel(roomId)).fetchSockets();
+  if (sockets.some((s) => s.data.userId === userId)) return;
+  io.to(roomChannel(roomId)).emit("presence:left", { roomId, userId });
 }
 
 /** `room:join` and `room:leave`, and presence when a socket goes. */
@@ -54,7 +65,15 @@ export function roomHandlers(io: IoServer, socket: IoSocket, deps: Deps): void {
       await socket.join(roomChannel(roomId));
       const missed = lastSeq === undefined ? { items: [], more: false } : await chat.since(roomId, lastSeq);
       const roomSeq = await rooms.lastSeq(roomId);
-      const presence = await broadcastPresence(io, deps, roomId);
+      // One entry to the others (not the whole list to everyone: that made filling a room quadratic).
+      const me: PresenceUser = {
+        userId: socket.data.userId,
+        displayName: socket.data.displayName,
+        role: member.role,
+        handRaised: member.handRaisedAt !== null,
+      };
+      socket.to(roomChannel(roomId)).emit("presence:joined", { roomId, user: me });
+      const presence = await presenceOf(io, deps, roomId);
       return {
         room: rooms.toRoom(room, member.role),
         missed: missed.items,
@@ -71,7 +90,7 @@ export function roomHandlers(io: IoServer, socket: IoSocket, deps: Deps): void {
       // Only a socket that was in the room changes its presence: others must not make the room re-broadcast.
       if (socket.rooms.has(roomChannel(roomId))) {
         await socket.leave(roomChannel(roomId));
-        await broadcastPresence(io, deps, roomId);
+        await announceLeft(io, roomId, socket.data.userId);
       }
       return { roomId };
     }),
@@ -79,12 +98,11 @@ export function roomHandlers(io: IoServer, socket: IoSocket, deps: Deps): void {
 
   socket.on("disconnecting", () => {
     const joined = [...socket.rooms].filter((r) => r.startsWith("room:")).map((r) => r.slice("room:".length));
-    // The socket is gone from its rooms only after this event: recompute presence once it has left.
+    const { userId } = socket.data;
+    // The socket is gone from its rooms only after this event: look for the user's other connections then.
     socket.once("disconnect", () => {
       for (const roomId of joined) {
-        broadcastPresence(io, deps, roomId).catch((err: unknown) =>
-          log.warn({ err, roomId }, "presence update failed"),
-        );
+        announceLeft(io, roomId, userId).catch((err: unknown) => log.warn({ err, roomId }, "presence update failed"));
       }
     });
   });
@@ -107,8 +125,8 @@ export function signalHandlers(io: IoServer, socket: IoSocket, deps: Deps): void
     "hand:set",
     handle(socket, deps, "hand:set", HandPayload, async ({ roomId, raised }) => {
       await deps.rooms.setHand(roomId, socket.data.userId, raised);
+      // Clients keep `handRaised` of their presence entries from this event.
       io.to(roomChannel(roomId)).emit("hand:update", { roomId, userId: socket.data.userId, raised });
-      await broadcastPresence(io, deps, roomId);
       return { roomId, raised };
     }),
   );

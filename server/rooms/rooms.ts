@@ -7,9 +7,9 @@ import { roomMembers, rooms, users } from "../../db/schema.ts";
 import type { Role } from "../../shared/permissions.ts";
 import type { Member, Room, RoomCreate, RoomRole, RoomUpdate } from "../../shared/schemas/rooms.ts";
 import { type InvalidationBus, localBus } from "../auth/session-cache.ts";
-import { BoundedMap } from "../bounded-map.ts";
 import { AppError, forbidden, notFound } from "../errors.ts";
 import type { SettingsService } from "../settings/settings.ts";
+import { RoomCache, RoomEpochs } from "./room-cache.ts";
 
 export type RoomRow = typeof rooms.$inferSelect;
 export type MemberRow = typeof roomMembers.$inferSelect;
@@ -36,39 +36,37 @@ export interface Standing {
  * banned users are not members. Owners and moderators manage members; only the owner archives the room or
  * rotates its invite code.
  */
+type RoleRow = { userId: string; role: RoomRole; handRaisedAt: Date | null };
+
 export class RoomService {
   readonly events = new EventEmitter<RoomEventMap>();
-  /** standings read for the hot path (each chat message), valid while their room's epoch is unchanged */
-  private readonly standings = new BoundedMap<
-    string,
-    { standing: Standing; epoch: number; generation: number; until: number }
-  >(50_000);
-  private readonly epochs = new Map<string, number>();
-  /** bumped when the bus may have lost invalidations: every cached standing is then stale */
-  private generation = 0;
+  private readonly epochs = new RoomEpochs();
+  /** standings read for the hot path (each chat message) */
+  private readonly standings: RoomCache<Standing>;
+  /** each room's member roles and hands (each join's presence list) */
+  private readonly roleLists: RoomCache<RoleRow[]>;
 
   constructor(
     private readonly db: Db,
     private readonly settings: SettingsService,
     private readonly bus: InvalidationBus = localBus(),
-    private readonly standingTtlMs = 60_000,
+    cacheTtlMs = 60_000,
   ) {
+    this.standings = new RoomCache(this.epochs, 50_000, cacheTtlMs);
+    this.roleLists = new RoomCache(this.epochs, 1_000, cacheTtlMs);
     bus.subscribe((event) => {
-      if (event.kind === "room") this.bump(event.id);
+      if (event.kind === "room") this.epochs.bump(event.id);
       if (event.kind === "all") {
-        this.generation++;
+        this.epochs.forgetAll();
         this.standings.clear();
+        this.roleLists.clear();
       }
     });
   }
 
-  private bump(roomId: string): void {
-    this.epochs.set(roomId, (this.epochs.get(roomId) ?? 0) + 1);
-  }
-
-  /** Forgets every cached standing in the room, here at once and on the other nodes through the bus. */
+  /** Forgets everything cached about the room, here at once and on the other nodes through the bus. */
   private invalidate(roomId: string): void {
-    this.bump(roomId);
+    this.epochs.bump(roomId);
     this.bus.publish({ kind: "room", id: roomId });
   }
 
@@ -77,17 +75,8 @@ export class RoomService {
    * it (on every node), a read that raced an invalidation is not kept, and a bus that may have lost messages
    * clears everything. The time limit is a backstop only. For the chat hot path.
    */
-  async cachedStanding(roomId: string, userId: string): Promise<Standing> {
-    const key = `${roomId}:${userId}`;
-    const epoch = this.epochs.get(roomId) ?? 0;
-    const generation = this.generation;
-    const hit = this.standings.get(key);
-    if (hit && hit.epoch === epoch && hit.generation === generation && hit.until > Date.now()) return hit.standing;
-    const standing = await this.standing(roomId, userId);
-    if (this.standingTtlMs > 0) {
-      this.standings.set(key, { standing, epoch, generation, until: Date.now() + this.standingTtlMs });
-    }
-    return standing;
+  cachedStanding(roomId: string, userId: string): Promise<Standing> {
+    return this.standings.get(roomId, userId, () => this.standing(roomId, userId));
   }
 
   toRoom(room: RoomRow, role: RoomRole): Room {
@@ -199,6 +188,7 @@ export class RoomService {
     if (existing?.banned) throw new AppError("banned");
     if (existing) return this.toRoom(room, existing.role);
     await this.db.insert(roomMembers).values({ roomId: room.id, userId, role: "member" }).onConflictDoNothing();
+    this.invalidate(room.id);
     return this.toRoom(room, "member");
   }
 
@@ -208,12 +198,14 @@ export class RoomService {
     return row?.lastSeq ?? 0;
   }
 
-  /** Every current member's role and hand (for presence), without checking the caller. */
-  async roles(roomId: string): Promise<{ userId: string; role: RoomRole; handRaisedAt: Date | null }[]> {
-    return this.db
-      .select({ userId: roomMembers.userId, role: roomMembers.role, handRaisedAt: roomMembers.handRaisedAt })
-      .from(roomMembers)
-      .where(and(eq(roomMembers.roomId, roomId), eq(roomMembers.banned, false)));
+  /** Every current member's role and hand (for presence), without checking the caller; cached as standings are. */
+  roles(roomId: string): Promise<RoleRow[]> {
+    return this.roleLists.get(roomId, "", () =>
+      this.db
+        .select({ userId: roomMembers.userId, role: roomMembers.role, handRaisedAt: roomMembers.handRaisedAt })
+        .from(roomMembers)
+        .where(and(eq(roomMembers.roomId, roomId), eq(roomMembers.banned, false))),
+    );
   }
 
   async members(roomId: string, userId: string): Promise<Member[]> {
@@ -325,5 +317,6 @@ export class RoomService {
       .update(roomMembers)
       .set({ handRaisedAt: raised ? new Date() : null })
       .where(and(eq(roomMembers.roomId, roomId), eq(roomMembers.userId, userId)));
+    this.invalidate(roomId);
   }
 }

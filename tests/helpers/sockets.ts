@@ -1,5 +1,11 @@
 import { io, type Socket } from "socket.io-client";
-import type { Ack, ClientToServerEvents, RoomJoinResult, ServerToClientEvents } from "../../shared/realtime.ts";
+import type {
+  Ack,
+  ClientToServerEvents,
+  PresenceUser,
+  RoomJoinResult,
+  ServerToClientEvents,
+} from "../../shared/realtime.ts";
 import { SOCKET_PATH } from "../../shared/realtime.ts";
 import type { ChatMessage } from "../../shared/schemas/rooms.ts";
 
@@ -147,4 +153,71 @@ export async function joinWithLog(
     else log.startAfter(reply.data.lastSeq);
   }
   return reply;
+}
+
+/**
+ * What a well-behaved client keeps of a room's presence (the rule of docs/PROTOCOL.md): the list from the
+ * `room:join` ack, with every presence event applied on top, those that arrived before the ack included.
+ * Create it before joining; `ids()` are the user ids present now, sorted.
+ */
+export class PresenceView {
+  readonly users = new Map<string, PresenceUser>();
+  /** set once the join ack's list is in: events before it wait */
+  private ready = false;
+  private readonly early: (() => void)[] = [];
+  /** called after every change, with the sorted ids */
+  onChange?: (ids: string[]) => void;
+
+  constructor(
+    socket: ClientSocket,
+    private readonly roomId: string,
+  ) {
+    const on = (roomId: string, apply: () => void) => {
+      if (roomId !== this.roomId) return;
+      if (!this.ready) this.early.push(apply);
+      else this.apply(apply);
+    };
+    socket.on("presence:joined", ({ roomId, user }) => on(roomId, () => this.users.set(user.userId, user)));
+    socket.on("presence:left", ({ roomId, userId }) => on(roomId, () => this.users.delete(userId)));
+    socket.on("presence:update", ({ roomId, users }) => on(roomId, () => this.replace(users)));
+    socket.on("hand:update", ({ roomId, userId, raised }) =>
+      on(roomId, () => {
+        const u = this.users.get(userId);
+        if (u) this.users.set(userId, { ...u, handRaised: raised });
+      }),
+    );
+    socket.on("member:updated", ({ roomId, userId, role }) =>
+      on(roomId, () => {
+        const u = this.users.get(userId);
+        if (u) this.users.set(userId, { ...u, role });
+      }),
+    );
+  }
+
+  /** Before a rejoin: events wait again for the next ack's list. */
+  rejoining(): void {
+    this.ready = false;
+  }
+
+  /** The list from a `room:join` ack. */
+  joined(list: PresenceUser[]): void {
+    this.replace(list);
+    this.ready = true;
+    for (const apply of this.early.splice(0)) apply();
+    this.onChange?.(this.ids());
+  }
+
+  ids(): string[] {
+    return [...this.users.keys()].sort();
+  }
+
+  private replace(list: PresenceUser[]): void {
+    this.users.clear();
+    for (const u of list) this.users.set(u.userId, u);
+  }
+
+  private apply(change: () => void): void {
+    change();
+    this.onChange?.(this.ids());
+  }
 }

@@ -5,7 +5,7 @@ import type { ChatMessage, Room } from "../../shared/schemas/rooms.ts";
 import { startCluster, type TestCluster } from "../helpers/cluster.ts";
 import { registerUser, type TestUser, waitFor } from "../helpers/factories.ts";
 import type { TestServer } from "../helpers/server.ts";
-import { ChatLog, type ClientSocket, connect, joinWithLog, request } from "../helpers/sockets.ts";
+import { ChatLog, type ClientSocket, connect, joinWithLog, PresenceView, request } from "../helpers/sockets.ts";
 
 let cluster: TestCluster;
 let room: Room;
@@ -72,18 +72,45 @@ describe("a room spread over three nodes", () => {
 
   it("shows the same presence on every node", async () => {
     const sockets = await Promise.all(users.map((u, i) => socketOn(node(i), u)));
-    const latest = sockets.map(() => [] as string[]);
-    sockets.forEach((socket, i) => {
-      socket.on("presence:update", (p) => {
-        latest[i] = p.users.map((u) => u.userId).sort();
-      });
-    });
-    for (const socket of sockets) await join(socket, { roomId: room.id });
+    const views = sockets.map((socket) => new PresenceView(socket, room.id));
+    for (const [i, socket] of sockets.entries()) {
+      const ack = await join(socket, { roomId: room.id });
+      if (!ack.ok) throw new Error(ack.error.code);
+      (views[i] as PresenceView).joined(ack.data.presence);
+    }
     const everyone = users.map((u) => u.me.user.id).sort();
-    await waitFor(() => latest.every((ids) => JSON.stringify(ids) === JSON.stringify(everyone)));
+    await waitFor(() => views.every((v) => JSON.stringify(v.ids()) === JSON.stringify(everyone)));
+    // The last joiner saw the others in its ack; the first saw them arrive one by one.
+    expect(views[0]?.users.get(users[2]?.me.user.id as string)).toMatchObject({ displayName: expect.any(String) });
     (sockets[2] as ClientSocket).close();
     const two = everyone.filter((id) => id !== users[2]?.me.user.id);
-    await waitFor(() => latest.slice(0, 2).every((ids) => JSON.stringify(ids) === JSON.stringify(two)));
+    await waitFor(() => views.slice(0, 2).every((v) => JSON.stringify(v.ids()) === JSON.stringify(two)));
+  });
+
+  it("keeps a user present while one of their connections is still in the room, on another node", async () => {
+    const [a, b] = [users[0] as TestUser, users[1] as TestUser];
+    const watcher = await socketOn(node(0), a);
+    const view = new PresenceView(watcher, room.id);
+    const ack = await join(watcher, { roomId: room.id });
+    if (!ack.ok) throw new Error(ack.error.code);
+    view.joined(ack.data.presence);
+    const tab1 = await socketOn(node(1), b);
+    const tab2 = await socketOn(node(2), b);
+    await join(tab1, { roomId: room.id });
+    await join(tab2, { roomId: room.id });
+    await waitFor(() => view.ids().includes(b.me.user.id));
+    let left = 0;
+    watcher.on("presence:left", (p) => {
+      if (p.userId === b.me.user.id) left++;
+    });
+    tab1.close();
+    // Give a wrong "left" time to arrive through the other nodes before checking it did not.
+    await waitFor(async () => (await join(watcher, { roomId: room.id })).ok);
+    expect(view.ids()).toContain(b.me.user.id);
+    expect(left).toBe(0);
+    tab2.close();
+    await waitFor(() => !view.ids().includes(b.me.user.id));
+    expect(left).toBeGreaterThanOrEqual(1);
   });
 
   it("catches a client up after it reconnects to a different node", async () => {

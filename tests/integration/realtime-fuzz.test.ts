@@ -172,9 +172,11 @@ beforeAll(async () => {
   atk.on("chat:message", (m) => {
     if (m.roomId.toLowerCase() === roomB.id) leaked.push(m);
   });
-  atk.on("presence:update", (p) => {
-    if (p.roomId.toLowerCase() === roomB.id) leaked.push(p);
-  });
+  for (const event of ["presence:update", "presence:joined", "presence:left", "hand:update"] as const) {
+    atk.on(event, (p: { roomId: string }) => {
+      if (p.roomId.toLowerCase() === roomB.id) leaked.push(p);
+    });
+  }
   for (const [socket, room] of [
     [atk, roomA],
     [talker, roomB],

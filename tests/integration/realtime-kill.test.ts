@@ -5,7 +5,7 @@ import type { ChatMessage, HistoryPage, Room } from "../../shared/schemas/rooms.
 import { registerUser, type TestUser, waitFor } from "../helpers/factories.ts";
 import type { Client } from "../helpers/http.ts";
 import { type NodeProcess, type ProcessCluster, startProcessCluster } from "../helpers/node-process.ts";
-import { ChatLog, type ClientSocket, connect, request } from "../helpers/sockets.ts";
+import { ChatLog, type ClientSocket, connect, PresenceView, request } from "../helpers/sockets.ts";
 
 /**
  * Nodes that really die: three `server/main.ts` processes on one Redis and one PostgreSQL, and node B
@@ -43,7 +43,6 @@ interface RoomClient {
 }
 
 const join = (socket: ClientSocket, payload: object) => request<RoomJoinResult>(socket, "room:join", payload);
-const idsOf = (users: { userId: string }[]) => users.map((u) => u.userId).sort();
 const same = (a: string[], b: string[]) => JSON.stringify(a) === JSON.stringify(b);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const userId = (name: string) => (members.get(name) as TestUser).me.user.id;
@@ -71,9 +70,10 @@ async function attach(c: RoomClient, node: NodeProcess): Promise<void> {
     c.received.push(m.id);
     if (c.socket === socket) c.log.add(m);
   });
-  socket.on("presence:update", (p) => {
-    if (p.roomId === room.id) c.presence.push({ at: Date.now(), ids: idsOf(p.users) });
-  });
+  const view = new PresenceView(socket, room.id);
+  view.onChange = (ids) => {
+    if (c.socket === socket) c.presence.push({ at: Date.now(), ids });
+  };
   const resume = c.joined;
   const ack = await join(socket, resume ? { roomId: room.id, lastSeq: c.log.lastSeq } : { roomId: room.id });
   if (!ack.ok) throw new Error(`${c.name}: room:join on ${node.url}: ${ack.error.code}`);
@@ -84,7 +84,7 @@ async function attach(c: RoomClient, node: NodeProcess): Promise<void> {
     c.log.add(m);
   }
   c.joined = true;
-  c.presence.push({ at: Date.now(), ids: idsOf(ack.data.presence) });
+  view.joined(ack.data.presence);
   c.ready = true;
 }
 

@@ -1,12 +1,12 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { Ack, Presence, RoomJoinResult } from "../../shared/realtime.ts";
+import type { Ack, RoomJoinResult } from "../../shared/realtime.ts";
 import type { AuditPage } from "../../shared/schemas/admin.ts";
 import type { AccessToken } from "../../shared/schemas/auth.ts";
 import type { ChatMessage, Room } from "../../shared/schemas/rooms.ts";
 import { startCluster, type TestCluster } from "../helpers/cluster.ts";
 import { registerUser, type TestUser, waitFor } from "../helpers/factories.ts";
 import type { TestServer } from "../helpers/server.ts";
-import { ChatLog, type ClientSocket, connect, request } from "../helpers/sockets.ts";
+import { ChatLog, type ClientSocket, connect, PresenceView, request } from "../helpers/sockets.ts";
 
 // Owner on node A, a moderator on B, members on B and C: every effect must reach every node.
 let cluster: TestCluster;
@@ -87,7 +87,10 @@ describe("typing and hands", () => {
     const sa = await socketOn(0, a);
     const sb = await socketOn(2, b);
     await join(sa, room.id);
-    await join(sb, room.id);
+    const view = new PresenceView(sb, room.id);
+    const joinedB = await join(sb, room.id);
+    if (!joinedB.ok) throw new Error(joinedB.error.code);
+    view.joined(joinedB.data.presence);
     const typingSeenByA: boolean[] = [];
     const typingSeenByB: string[] = [];
     sa.on("typing:update", (t) => typingSeenByA.push(t.typing));
@@ -95,18 +98,14 @@ describe("typing and hands", () => {
     expect(code(await request(sa, "typing:set", { roomId: room.id, typing: true }))).toBe("ok");
     await waitFor(() => typingSeenByB.includes(a.me.user.id));
     expect(typingSeenByA).toEqual([]);
-    let presence: Presence | undefined;
-    sb.on("presence:update", (p) => {
-      presence = p;
-    });
     expect(code(await request(sa, "hand:set", { roomId: room.id, raised: true }))).toBe("ok");
-    await waitFor(() => presence?.users.find((u) => u.userId === a.me.user.id)?.handRaised === true);
+    await waitFor(() => view.users.get(a.me.user.id)?.handRaised === true);
     // A client that joins later sees the raised hand too.
     const late = await socketOn(1, owner);
     const joined = await join(late, room.id);
     expect(joined.ok && joined.data.presence.find((u) => u.userId === a.me.user.id)?.handRaised).toBe(true);
     expect(code(await request(sa, "hand:set", { roomId: room.id, raised: false }))).toBe("ok");
-    await waitFor(() => presence?.users.find((u) => u.userId === a.me.user.id)?.handRaised === false);
+    await waitFor(() => view.users.get(a.me.user.id)?.handRaised === false);
   });
 });
 

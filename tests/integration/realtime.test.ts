@@ -4,7 +4,7 @@ import type { AccessToken } from "../../shared/schemas/auth.ts";
 import type { ChatMessage, Room } from "../../shared/schemas/rooms.ts";
 import { registerUser, type TestUser, waitFor } from "../helpers/factories.ts";
 import { startServer, type TestServer } from "../helpers/server.ts";
-import { ChatLog, type ClientSocket, connect, joinWithLog, request } from "../helpers/sockets.ts";
+import { ChatLog, type ClientSocket, connect, joinWithLog, PresenceView, request } from "../helpers/sockets.ts";
 
 let s: TestServer;
 let owner: TestUser;
@@ -155,16 +155,21 @@ describe("rooms and chat on one node", () => {
     const b = await member();
     const sa = await socketOf(a);
     const sb = await socketOf(b);
-    await join(sa, { roomId: room.id });
+    const view = new PresenceView(sa, room.id);
+    const ack = await join(sa, { roomId: room.id });
+    if (!ack.ok) throw new Error(ack.error.code);
+    view.joined(ack.data.presence);
     await join(sb, { roomId: room.id });
-    const seen: string[][] = [];
-    sa.on("presence:update", (p) => seen.push(p.users.map((u) => u.userId)));
+    await waitFor(() => view.ids().includes(b.me.user.id));
     expect(await request(sb, "room:leave", { roomId: room.id })).toMatchObject({ ok: true });
-    await waitFor(() => seen.some((ids) => !ids.includes(b.me.user.id)));
+    await waitFor(() => !view.ids().includes(b.me.user.id));
+    // Leaving twice says nothing more; a second leave of a room one is not in changes no one's presence.
+    expect(await request(sb, "room:leave", { roomId: room.id })).toMatchObject({ ok: true });
     await join(sb, { roomId: room.id });
-    await waitFor(() => seen.at(-1)?.includes(b.me.user.id));
+    await waitFor(() => view.ids().includes(b.me.user.id));
     sb.close();
-    await waitFor(() => !seen.at(-1)?.includes(b.me.user.id));
+    await waitFor(() => !view.ids().includes(b.me.user.id));
+    expect(view.ids()).toContain(a.me.user.id);
   });
 });
 
