@@ -4,5 +4,6 @@ export * from "./permissions.ts";
 export * from "./schemas/admin.ts";
 export * from "./schemas/auth.ts";
 export * from "./schemas/common.ts";
+export * from "./schemas/course.ts";
 export * from "./schemas/rooms.ts";
 export * from "./schemas/system.ts";
