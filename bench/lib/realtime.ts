@@ -1,17 +1,14 @@
 /**
- * The realtime load generator of bench/rooms.ts: real socket.io-client sockets over WebSocket, ramped up in
- * batches, joined to rooms, and a latency recorder. The bare Socket.IO baseline and DoctorPy speak the same event
- * names (`room:join`, `chat:send` → `chat:message`), so everything here drives both.
+ * The realtime load generator of bench/rooms.ts: sockets over WebSocket (socket.io-client, or the lighter
+ * LightSocket where the client side would otherwise be the limit), ramped up in batches, joined to rooms, and
+ * a latency recorder. The bare Socket.IO baseline and DoctorPy speak the same event names (`room:join`,
+ * `chat:send` → `chat:message`), so everything here drives both.
  */
 import { io, type Socket } from "socket.io-client";
 import { SOCKET_PATH } from "../../shared/realtime.ts";
+import type { LightSocket } from "./light-socket.ts";
 
 export type BenchSocket = Socket;
-
-interface AckReply {
-  ok: boolean;
-  error?: { code: string; message: string };
-}
 
 /** One socket.io-client connection over WebSocket only, without reconnection; rejects with the connect_error. */
 export function connectSocket(url: string, token: string | undefined, timeoutMs = 30_000): Promise<BenchSocket> {
@@ -33,22 +30,23 @@ export function connectSocket(url: string, token: string | undefined, timeoutMs 
 }
 
 /**
- * Opens `n` sockets, `batch` handshakes at a time; socket `i` goes to `urls[i % urls.length]` with `tokenOf(i)`.
- * Any failure closes what was opened and rejects.
+ * Opens `n` sockets with `open`, `batch` handshakes at a time; socket `i` goes to `urls[i % urls.length]` with
+ * `tokenOf(i)`. Any failure closes what was opened and rejects.
  */
-export async function connectMany(
+export async function connectMany<S extends { close(): void }>(
+  open: (url: string, token: string | undefined) => Promise<S>,
   urls: string[],
   n: number,
   tokenOf: (i: number) => string | undefined,
   batch: number,
   progress?: (done: number) => void,
-): Promise<BenchSocket[]> {
-  const sockets: BenchSocket[] = [];
+): Promise<S[]> {
+  const sockets: S[] = [];
   try {
     for (let from = 0; from < n; from += batch) {
       const opened = await Promise.all(
         Array.from({ length: Math.min(batch, n - from) }, (_, k) =>
-          connectSocket(urls[(from + k) % urls.length] as string, tokenOf(from + k)),
+          open(urls[(from + k) % urls.length] as string, tokenOf(from + k)),
         ),
       );
       sockets.push(...opened);
@@ -61,14 +59,9 @@ export async function connectMany(
   return sockets;
 }
 
-/** Sends an event and resolves with its ack (rejects after `timeoutMs`). */
-export function request(socket: BenchSocket, event: string, payload: unknown, timeoutMs = 30_000): Promise<AckReply> {
-  return socket.timeout(timeoutMs).emitWithAck(event, payload) as Promise<AckReply>;
-}
-
 /** `room:join` for every socket (`roomOf(i)`), `concurrency` at a time; any refusal rejects. Returns the time taken. */
 export async function joinAll(
-  sockets: BenchSocket[],
+  sockets: LightSocket[],
   roomOf: (i: number) => string,
   concurrency: number,
 ): Promise<number> {
@@ -77,7 +70,7 @@ export async function joinAll(
   const worker = async () => {
     while (next < sockets.length) {
       const i = next++;
-      const reply = await request(sockets[i] as BenchSocket, "room:join", { roomId: roomOf(i) });
+      const reply = await (sockets[i] as LightSocket).request("room:join", { roomId: roomOf(i) });
       if (!reply.ok) throw new Error(`room:join refused for socket ${i}: ${JSON.stringify(reply.error)}`);
     }
   };
@@ -86,9 +79,9 @@ export async function joinAll(
 }
 
 /** Drops the listeners and closes every socket (without reconnection, nothing comes back). */
-export function closeAll(sockets: BenchSocket[]): void {
+export function closeAll(sockets: { close(): void; off?(): void }[]): void {
   for (const s of sockets) {
-    s.off();
+    s.off?.();
     s.close();
   }
 }
