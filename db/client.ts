@@ -51,6 +51,14 @@ export async function openDb(options: DbOptions): Promise<DbHandle> {
     };
   }
   const client = options.dataDir === "memory" ? new PGlite() : new PGlite(options.dataDir);
+  // PGlite runs each query synchronously on this thread, and a queued query starts as soon as the previous one
+  // resolves, without going back to the event loop: a burst of queries would hold every socket for its whole
+  // length. Each query first waits for the current I/O phase to end, so sockets are served in between.
+  const query = client.query.bind(client);
+  client.query = (async (...args: Parameters<typeof query>) => {
+    await new Promise((resolve) => setImmediate(resolve));
+    return query(...args);
+  }) as typeof client.query;
   const db = drizzlePglite({ client, schema });
   await migratePglite(db, { migrationsFolder });
   return {
