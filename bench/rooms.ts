@@ -42,6 +42,7 @@ import {
   connectMany,
   connectSocket,
   joinAll,
+  machineTicks,
   readStamp,
   Samples,
   selfCpuMicros,
@@ -150,12 +151,19 @@ async function cpuMeter(children: ServerChild[]) {
   // A saturated server answers late: its event loop serves the sockets first.
   const server0 = await Promise.all(children.map((c) => c.cpuMicros(60_000)));
   const self0 = selfCpuMicros();
+  const ticks0 = machineTicks();
   return async () => {
     const server1 = await Promise.all(children.map((c) => c.cpuMicros(60_000)));
     const wallMicros = (performance.now() - t0) * 1000;
+    const ticks1 = machineTicks();
     return {
       server: server1.map((v, k) => (100 * (v - (server0[k] as number))) / wallMicros),
       self: (100 * (selfCpuMicros() - self0)) / wallMicros,
+      /** % of the machine's CPU time stolen by the hypervisor during the window (NaN when unknown) */
+      steal:
+        ticks0 && ticks1 && ticks1.total > ticks0.total
+          ? (100 * (ticks1.steal - ticks0.steal)) / (ticks1.total - ticks0.total)
+          : Number.NaN,
     };
   };
 }
@@ -412,9 +420,19 @@ interface LatencyRow {
   setupS: number;
   /** p99 of each measured window (chat), in order; the row is the window with the median p99 */
   p99Runs?: number[];
+  /** % of the machine's CPU stolen by the hypervisor during the window */
+  steal: number;
+  /** the same for each window (chat) */
+  stealRuns?: number[];
 }
 
-function summary(label: string, t: Topology, users: number, w: Window, cpu: { server: number[]; self: number }) {
+function summary(
+  label: string,
+  t: Topology,
+  users: number,
+  w: Window,
+  cpu: { server: number[]; self: number; steal: number },
+) {
   return {
     label,
     kind: t.kind,
@@ -434,6 +452,7 @@ function summary(label: string, t: Topology, users: number, w: Window, cpu: { se
     serverCpu: cpu.server,
     cpuMsPerMsg: (cpu.server.reduce((a, b) => a + b, 0) * 10 * w.durationS) / w.sent,
     selfCpu: cpu.self,
+    steal: cpu.steal,
     setupS: 0,
   } satisfies LatencyRow;
 }
@@ -473,7 +492,7 @@ async function chatScenario(kind: Kind, nodes: ServerChild[], label: string): Pr
     }
     await sleep(cfg.chatWarmup * 1000);
     // Back-to-back windows: this machine's latencies vary from minute to minute, so the verdict takes the median.
-    const measured: { w: Window; cpu: { server: number[]; self: number } }[] = [];
+    const measured: { w: Window; cpu: { server: number[]; self: number; steal: number } }[] = [];
     for (let run = 0; run < cfg.chatRuns; run++) {
       if (run > 0) w = new Window(users);
       windows.push(w);
@@ -489,11 +508,12 @@ async function chatScenario(kind: Kind, nodes: ServerChild[], label: string): Pr
       log(
         `    ${r.sent} sent, ${r.got}/${r.expected} receipts, p50 ${f1(r.p50)} ms, p99 ${f1(r.p99)} ms, ` +
           `max ${f1(r.max)} ms, ack errors ${r.ackErrors}, not sent (backlog) ${r.skipped}, server CPU ${r.serverCpu.map(f0).join(" + ")} %, ` +
-          `load generator CPU ${f0(r.selfCpu)} %`,
+          `load generator CPU ${f0(r.selfCpu)} %, CPU stolen ${f1(r.steal)} %`,
       );
     }
     const row = [...rows].sort((a, b) => a.p99 - b.p99)[Math.floor(rows.length / 2)] as LatencyRow;
     row.p99Runs = rows.map((r) => r.p99);
+    row.stealRuns = rows.map((r) => r.steal);
     row.setupS = (t.setupMs + connectMs + joinMs) / 1000;
     return row;
   } finally {
@@ -563,7 +583,7 @@ async function fanoutScenario(kind: Kind, pacedMsgsPerSec: (maxRow: FanoutRow) =
     listen(sockets, () => [w]);
     const others = m - 1;
     const senders = Array.from({ length: cfg.fanSenders }, (_, k) => k);
-    const finish = (phase: FanoutRow["phase"], cpu: { server: number[]; self: number }): FanoutRow => {
+    const finish = (phase: FanoutRow["phase"], cpu: { server: number[]; self: number; steal: number }): FanoutRow => {
       const base = summary(`${LABEL[kind]}, ${phase === "max" ? "as fast as acks allow" : "paced"}`, t, m, w, cpu);
       return {
         ...base,
@@ -636,7 +656,7 @@ function logFanout(r: FanoutRow): void {
     `    ${r.phase}: ${f0(r.sentPerSec)} msgs/s sent, ${f0(r.deliveredPerSec)} deliveries/s, ` +
       `${r.got}/${r.expected} receipts, p50 ${f1(r.p50)} ms, p99 ${f1(r.p99)} ms, ack errors ${r.ackErrors}, ` +
       `not sent (backlog) ${r.skipped}, ` +
-      `server CPU ${f0(r.serverCpu[0] ?? Number.NaN)} %, load generator CPU ${f0(r.selfCpu)} %`,
+      `server CPU ${f0(r.serverCpu[0] ?? Number.NaN)} %, load generator CPU ${f0(r.selfCpu)} %, CPU stolen ${f1(r.steal)} %`,
   );
 }
 
@@ -728,15 +748,16 @@ async function run(): Promise<number> {
 
   if (chat.length > 0) {
     const lines = [
-      "| setup | users (rooms) | messages sent | not sent (backlog) | receipts / expected | ack errors | p50 ms | p90 ms | p99 ms | max ms | server CPU % | server CPU ms / message | p99 vs bare | p99 of each window, ms |",
-      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+      "| setup | users (rooms) | messages sent | not sent (backlog) | receipts / expected | ack errors | p50 ms | p90 ms | p99 ms | max ms | server CPU % | server CPU ms / message | p99 vs bare | p99 of each window, ms | CPU stolen in each window, % |",
+      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ];
     for (const r of chat) {
       const bare = chat.find((b) => b.kind === "bare-io" && b.nodes === r.nodes);
       lines.push(
         `| ${r.label} | ${f0(r.users)} (${f0(r.rooms)}) | ${f0(r.sent)} | ${f0(r.skipped)} | ${f0(r.got)} / ${f0(r.expected)} | ${r.ackErrors} | ` +
           `${f1(r.p50)} | ${f1(r.p90)} | ${f1(r.p99)} | ${f1(r.max)} | ${r.serverCpu.map(f0).join(" + ")} | ${f2(r.cpuMsPerMsg)} | ` +
-          `${bare ? ratio(r.p99, bare.p99) : "n/a"} | ${(r.p99Runs ?? [r.p99]).map(f1).join(", ")} |`,
+          `${bare ? ratio(r.p99, bare.p99) : "n/a"} | ${(r.p99Runs ?? [r.p99]).map(f1).join(", ")} | ` +
+          `${(r.stealRuns ?? [r.steal]).map(f1).join(", ")} |`,
       );
     }
     tables.push(`### Chat latency\n\n${lines.join("\n")}`);
@@ -751,13 +772,13 @@ async function run(): Promise<number> {
   if (fanout.length > 0) {
     const bareMax = fanout.find((r) => r.kind === "bare-io" && r.phase === "max");
     const lines = [
-      "| server, phase | members | messages/s sent | not sent (backlog) | deliveries/s | receipts / expected | ack errors | p50 ms | p99 ms | server CPU % | server CPU ms / message | load generator CPU % | deliveries/s vs bare |",
-      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+      "| server, phase | members | messages/s sent | not sent (backlog) | deliveries/s | receipts / expected | ack errors | p50 ms | p99 ms | server CPU % | server CPU ms / message | load generator CPU % | CPU stolen % | deliveries/s vs bare |",
+      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ];
     for (const r of fanout) {
       lines.push(
         `| ${r.label} | ${f0(r.users)} | ${f0(r.sentPerSec)} | ${f0(r.skipped)} | ${f0(r.deliveredPerSec)} | ${f0(r.got)} / ${f0(r.expected)} | ` +
-          `${r.ackErrors} | ${f1(r.p50)} | ${f1(r.p99)} | ${f0(r.serverCpu[0] ?? Number.NaN)} | ${f2(r.cpuMsPerMsg)} | ${f0(r.selfCpu)} | ` +
+          `${r.ackErrors} | ${f1(r.p50)} | ${f1(r.p99)} | ${f0(r.serverCpu[0] ?? Number.NaN)} | ${f2(r.cpuMsPerMsg)} | ${f0(r.selfCpu)} | ${f1(r.steal)} | ` +
           `${bareMax && r.phase === "max" ? ratio(r.deliveredPerSec, bareMax.deliveredPerSec) : "—"} |`,
       );
     }
@@ -827,6 +848,9 @@ async function run(): Promise<number> {
       " `chat:message` received by any member (the sender's echo included) while the window was open; latencies" +
       " are over the other members' receipts. A load-generator CPU near 100 % means the client side, not the" +
       " server, was the limit.",
+    "*CPU stolen* is the share of the machine's CPU time that the hypervisor gave to other guests while the" +
+      " window was open (`/proc/stat`): this machine is a virtual machine, and windows with a few % stolen" +
+      " show latencies several times those of windows without.",
   ];
 
   const body = [

@@ -4,6 +4,7 @@
  * a latency recorder. The bare Socket.IO baseline and DoctorPy speak the same event names (`room:join`,
  * `chat:send` → `chat:message`), so everything here drives both.
  */
+import { readFileSync } from "node:fs";
 import { io, type Socket } from "socket.io-client";
 import { SOCKET_PATH } from "../../shared/realtime.ts";
 import type { LightSocket } from "./light-socket.ts";
@@ -132,6 +133,19 @@ export function readStamp(body: string): { sender: number; t: number } | null {
   const bar = body.indexOf("|");
   if (bar <= 0) return null;
   return { sender: Number(body.slice(0, bar)), t: Number(body.slice(bar + 1)) };
+}
+
+/**
+ * The machine's CPU ticks so far, all and stolen (Linux `/proc/stat`: time a virtual machine was ready to run
+ * while the hypervisor ran someone else). Null elsewhere.
+ */
+export function machineTicks(): { total: number; steal: number } | null {
+  try {
+    const cpu = readFileSync("/proc/stat", "utf8").split("\n")[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
+    return { total: cpu.reduce((a, b) => a + b, 0), steal: cpu[7] ?? 0 };
+  } catch {
+    return null;
+  }
 }
 
 /** This process's CPU time so far, in microseconds. */
