@@ -1,3 +1,4 @@
+import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { type DbHandle, openDb } from "../db/client.ts";
 import { AuditLog } from "./audit/audit-log.ts";
@@ -13,6 +14,7 @@ import { ChatService } from "./rooms/chat.ts";
 import { RoomService } from "./rooms/rooms.ts";
 import { loadSecrets, type Secrets } from "./secrets.ts";
 import { SettingsService } from "./settings/settings.ts";
+import { CourseService } from "./tutor/course-service.ts";
 import { UserAdmin } from "./users/user-admin.ts";
 
 /** Everything the HTTP and realtime layers need, built once by the composition root. */
@@ -34,6 +36,8 @@ export interface Deps {
   settings: SettingsService;
   rooms: RoomService;
   chat: ChatService;
+  /** the Python course in content/, loaded on first use */
+  course: CourseService;
   /** closes the database and Redis */
   close(): Promise<void>;
 }
@@ -78,6 +82,7 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
     settings,
     rooms,
     chat: new ChatService(db, dbh.statements, rooms),
+    course: new CourseService(fileURLToPath(new URL("../content", import.meta.url))),
     async close() {
       await bus.close();
       redis?.disconnect();

@@ -20,13 +20,24 @@ export const PERMISSIONS = [
   "rooms:create",
   /** read and change product settings */
   "settings:manage",
+  /** read and search the course (lessons, exercises without their solutions, quizzes) */
+  "lessons:read",
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
 export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
-  learner: ["account:self", "rooms:use", "rooms:create"],
-  teacher: ["account:self", "rooms:use", "rooms:create"],
-  admin: ["account:self", "users:read", "users:manage", "audit:read", "rooms:use", "rooms:create", "settings:manage"],
+  learner: ["account:self", "rooms:use", "rooms:create", "lessons:read"],
+  teacher: ["account:self", "rooms:use", "rooms:create", "lessons:read"],
+  admin: [
+    "account:self",
+    "users:read",
+    "users:manage",
+    "audit:read",
+    "rooms:use",
+    "rooms:create",
+    "settings:manage",
+    "lessons:read",
+  ],
 };
 
 /** True when `role` holds `permission`. */

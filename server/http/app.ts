@@ -11,6 +11,7 @@ import { fieldErrors, nulPaths, problemResponse } from "./problem.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { clientRoutes } from "./routes/client.ts";
+import { lessonRoutes } from "./routes/lessons.ts";
 import { roomRoutes } from "./routes/rooms.ts";
 import { sessionRoutes } from "./routes/sessions.ts";
 import { settingsRoutes } from "./routes/settings.ts";
@@ -57,6 +58,7 @@ export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
   adminRoutes(app, deps);
   settingsRoutes(app, deps);
   roomRoutes(app, deps);
+  lessonRoutes(app, deps);
   clientRoutes(app, config.clientDir);
 
   app.notFound((c) => problemResponse(c, new AppError("not_found", "No such route"), log, c.get("meta")?.requestId));

@@ -85,3 +85,72 @@ export const LabelledQuestion = z.strictObject({
   lesson: Slug,
 });
 export type LabelledQuestion = z.infer<typeof LabelledQuestion>;
+
+/** `?lang=` of the course endpoints. */
+export const LanguageQuery = z.object({ lang: CourseLanguage.default("en") });
+
+/** A lesson in the course's table of contents. */
+export const LessonSummary = z
+  .object({ id: z.string(), order: z.number().int(), level: LessonLevel, title: z.string(), summary: z.string() })
+  .meta({ id: "LessonSummary" });
+export type LessonSummary = z.infer<typeof LessonSummary>;
+
+export const LessonList = z.object({ items: z.array(LessonSummary) }).meta({ id: "LessonList" });
+
+/** A lesson as learners read it: everything but the exercises' reference solutions. */
+export const LessonView = z
+  .object({
+    id: z.string(),
+    order: z.number().int(),
+    language: CourseLanguage,
+    level: LessonLevel,
+    title: z.string(),
+    summary: z.string(),
+    sections: z.array(z.object({ heading: z.string(), body: z.string() })),
+    examples: z.array(z.object({ title: z.string(), code: z.string(), explanation: z.string() })),
+    exercises: z.array(
+      z.object({
+        id: z.string(),
+        title: z.string(),
+        prompt: z.string(),
+        starter: z.string(),
+        tests: z.string(),
+        /** in order; the client reveals them one at a time */
+        hints: z.array(z.string()),
+      }),
+    ),
+    quiz: z.array(
+      z.object({
+        question: z.string(),
+        choices: z.array(z.string()),
+        answer: z.number().int(),
+        explanation: z.string(),
+      }),
+    ),
+    related: z.array(LessonSummary),
+  })
+  .meta({ id: "LessonView" });
+export type LessonView = z.infer<typeof LessonView>;
+
+export const LessonParams = z.object({ id: z.string().regex(/^[a-z0-9-]{1,60}$/, "a lesson id") });
+
+export const LessonSearchQuery = z.object({
+  q: z.string().trim().min(1).max(500),
+  /** the language of the question; guessed from it when absent */
+  lang: CourseLanguage.optional(),
+  limit: z.coerce.number().int().min(1).max(10).default(3),
+});
+
+export const LessonSearchResults = z
+  .object({
+    language: CourseLanguage,
+    items: z.array(
+      z.object({
+        lesson: LessonSummary,
+        score: z.number(),
+        passages: z.array(z.object({ kind: z.string(), heading: z.string(), text: z.string() })),
+      }),
+    ),
+  })
+  .meta({ id: "LessonSearchResults" });
+export type LessonSearchResults = z.infer<typeof LessonSearchResults>;

@@ -79,6 +79,7 @@ function sampleParam(p: Parameter): string {
   if (schema.format === "uuid") value = randomUUID();
   else if (schema.pattern === "^[a-z2-7]{26}$")
     value = Array.from({ length: 26 }, () => BASE32[randomInt(BASE32.length)]).join("");
+  else if (schema.pattern === "^[a-z0-9-]{1,60}$") value = "loops";
   else throw new Error(`no sample value for path parameter ${p.name}: ${JSON.stringify(schema)}`);
   if (schema.pattern && !new RegExp(schema.pattern).test(value)) throw new Error(`bad sample for ${p.name}`);
   return value;
