@@ -43,6 +43,12 @@ export function access(permission: Permission, audit: AuditLog) {
 type SecurityRequirementObject = Record<string, string[]>;
 
 /** A JSON request body that must be present and be JSON. */
+/** A JSON response of a route, for its `responses`. */
+export const json = <T>(schema: T, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});
+
 export function jsonBody<T>(schema: T) {
   return { content: { "application/json": { schema } }, required: true } as const;
 }

@@ -12,10 +12,9 @@ import { IdParam } from "../../../shared/schemas/common.ts";
 import type { Deps } from "../../deps.ts";
 import { AppError } from "../../errors.ts";
 import { type AppEnv, auditContext } from "../context.ts";
-import { access, jsonBody, problems } from "../openapi.ts";
+import { access, json, jsonBody, problems } from "../openapi.ts";
 
 const tags = ["admin"];
-const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 
 /** Admin: user management and the audit log. Every admin action is itself audited. */
 export function adminRoutes(app: OpenAPIHono<AppEnv>, { users, audit }: Deps): void {

@@ -7,7 +7,7 @@ import type { Deps } from "../../deps.ts";
 import { AppError } from "../../errors.ts";
 import { type AppContext, type AppEnv, auditContext, requireAuth } from "../context.ts";
 import { cookieOptions, SESSION_COOKIE } from "../cookies.ts";
-import { access, jsonBody, problems, publicAccess } from "../openapi.ts";
+import { access, json, jsonBody, problems, publicAccess } from "../openapi.ts";
 
 const tags = ["auth"];
 
@@ -36,7 +36,7 @@ export function authRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): void {
     ...publicAccess(),
     request: { body: jsonBody(RegisterBody) },
     responses: {
-      201: { description: "Created; the session cookie is set", content: { "application/json": { schema: Me } } },
+      201: json(Me, "Created; the session cookie is set"),
       ...problems("conflict"),
     },
   });
@@ -61,7 +61,7 @@ export function authRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): void {
     ...publicAccess(),
     request: { body: jsonBody(LoginBody) },
     responses: {
-      200: { description: "Logged in; the session cookie is set", content: { "application/json": { schema: Me } } },
+      200: json(Me, "Logged in; the session cookie is set"),
       ...problems("invalid_credentials", "account_disabled", "locked_out"),
     },
   });
@@ -135,7 +135,7 @@ export function authRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): void {
     summary: "The current user and their permissions",
     ...access("account:self", audit),
     responses: {
-      200: { description: "The current user", content: { "application/json": { schema: Me } } },
+      200: json(Me, "The current user"),
       ...problems("unauthenticated"),
     },
   });
@@ -189,7 +189,7 @@ export function authRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): void {
     summary: "Issue a short-lived access token (JWT) bound to the current session",
     ...access("account:self", audit),
     responses: {
-      200: { description: "A bearer token", content: { "application/json": { schema: AccessToken } } },
+      200: json(AccessToken, "A bearer token"),
       ...problems("unauthenticated"),
     },
   });

@@ -9,10 +9,9 @@ import {
 } from "../../../shared/schemas/course.ts";
 import type { Deps } from "../../deps.ts";
 import type { AppEnv } from "../context.ts";
-import { access, problems } from "../openapi.ts";
+import { access, json, problems } from "../openapi.ts";
 
 const tags = ["lessons"];
-const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 
 /** The course: table of contents, one lesson (without reference solutions), and search. */
 export function lessonRoutes(app: OpenAPIHono<AppEnv>, { course, audit }: Deps): void {

@@ -16,10 +16,9 @@ import {
 import type { Deps } from "../../deps.ts";
 import { AppError } from "../../errors.ts";
 import { type AppContext, type AppEnv, auditContext, requireAuth } from "../context.ts";
-import { access, jsonBody, problems } from "../openapi.ts";
+import { access, json, jsonBody, problems } from "../openapi.ts";
 
 const tags = ["rooms"];
-const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 
 /**
  * Rooms: create, list mine, read, update, archive, rotate the invite code, join by code, manage members, read

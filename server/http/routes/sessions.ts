@@ -3,7 +3,7 @@ import { SessionIdParam, SessionList } from "../../../shared/schemas/auth.ts";
 import type { Deps } from "../../deps.ts";
 import { notFound } from "../../errors.ts";
 import { type AppEnv, auditContext, requireAuth } from "../context.ts";
-import { access, problems } from "../openapi.ts";
+import { access, json, problems } from "../openapi.ts";
 
 const tags = ["auth"];
 
@@ -16,7 +16,7 @@ export function sessionRoutes(app: OpenAPIHono<AppEnv>, { sessions, audit }: Dep
     summary: "List my sessions",
     ...access("account:self", audit),
     responses: {
-      200: { description: "My sessions", content: { "application/json": { schema: SessionList } } },
+      200: json(SessionList, "My sessions"),
       ...problems("unauthenticated"),
     },
   });

@@ -2,10 +2,9 @@ import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
 import { AppSettings, AppSettingsPatch } from "../../../shared/schemas/rooms.ts";
 import type { Deps } from "../../deps.ts";
 import { type AppEnv, auditContext } from "../context.ts";
-import { access, jsonBody, problems } from "../openapi.ts";
+import { access, json, jsonBody, problems } from "../openapi.ts";
 
 const tags = ["admin"];
-const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 
 /** Admin: product settings changed at runtime (today: whether learners may create rooms). */
 export function settingsRoutes(app: OpenAPIHono<AppEnv>, { settings, audit }: Deps): void {

@@ -6,7 +6,7 @@ import { Health, Ready } from "../../../shared/schemas/system.ts";
 import type { Deps } from "../../deps.ts";
 import { AppError } from "../../errors.ts";
 import type { AppEnv } from "../context.ts";
-import { problems, publicAccess } from "../openapi.ts";
+import { json, problems, publicAccess } from "../openapi.ts";
 
 const within = <T>(p: Promise<T>, ms: number) =>
   Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error("timeout")), ms).unref())]);
@@ -21,7 +21,7 @@ export function systemRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): void {
     tags: ["system"],
     summary: "Liveness: the process is up",
     ...publicAccess(),
-    responses: { 200: { description: "Up", content: { "application/json": { schema: Health } } } },
+    responses: { 200: json(Health, "Up") },
   });
   app.openapi(healthz, (c) => c.json({ status: "ok" as const }, 200));
 
@@ -32,7 +32,7 @@ export function systemRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): void {
     summary: "Readiness: the database and, when configured, Redis answer",
     ...publicAccess(),
     responses: {
-      200: { description: "Ready", content: { "application/json": { schema: Ready } } },
+      200: json(Ready, "Ready"),
       ...problems("unavailable"),
     },
   });
