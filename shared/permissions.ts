@@ -28,16 +28,8 @@ export type Permission = (typeof PERMISSIONS)[number];
 export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
   learner: ["account:self", "rooms:use", "rooms:create", "lessons:read"],
   teacher: ["account:self", "rooms:use", "rooms:create", "lessons:read"],
-  admin: [
-    "account:self",
-    "users:read",
-    "users:manage",
-    "audit:read",
-    "rooms:use",
-    "rooms:create",
-    "settings:manage",
-    "lessons:read",
-  ],
+  /** every permission */
+  admin: PERMISSIONS,
 };
 
 /** True when `role` holds `permission`. */
