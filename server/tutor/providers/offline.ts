@@ -1,7 +1,14 @@
 import type { CourseLanguage } from "../../../shared/schemas/course.ts";
 import type { Course } from "../course.ts";
 import type { PassageHit } from "../retrieval.ts";
-import { estimateTokens, type GenerateRequest, type Provider, ProviderError, type StreamEvent } from "./types.ts";
+import {
+  estimatePromptTokens,
+  estimateTokens,
+  type GenerateRequest,
+  type Provider,
+  ProviderError,
+  type StreamEvent,
+} from "./types.ts";
 
 export const OFFLINE_MODEL = "doctorpy-offline";
 
@@ -121,11 +128,14 @@ export class OfflineProvider implements Provider {
       if (signal.aborted) throw new ProviderError("cancelled", "cancelled");
       yield { type: "delta", text: word };
     }
-    const prompt = request.messages.reduce((n, m) => n + m.content.length, 0);
     yield {
       type: "done",
       model: OFFLINE_MODEL,
-      usage: { promptTokens: Math.ceil(prompt / 4), completionTokens: estimateTokens(text), estimated: true },
+      usage: {
+        promptTokens: estimatePromptTokens(request.messages),
+        completionTokens: estimateTokens(text),
+        estimated: true,
+      },
     };
   }
 

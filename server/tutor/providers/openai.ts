@@ -1,4 +1,11 @@
-import { estimateTokens, type GenerateRequest, type Provider, ProviderError, type StreamEvent } from "./types.ts";
+import {
+  estimatePromptTokens,
+  estimateTokens,
+  type GenerateRequest,
+  type Provider,
+  ProviderError,
+  type StreamEvent,
+} from "./types.ts";
 
 export interface OpenAiOptions {
   /** e.g. http://localhost:11434/v1 (Ollama), https://api.openai.com/v1 */
@@ -125,14 +132,17 @@ export class OpenAiProvider implements Provider {
         }
       }
       if (!finished) throw new ProviderError("broken_stream", "the model's stream ended before [DONE]");
-      const prompt = request.messages.reduce((n, m) => n + m.content.length, 0);
       yield {
         type: "done",
         model: seenModel,
         usage:
           usage?.prompt_tokens !== undefined && usage.completion_tokens !== undefined
             ? { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens, estimated: false }
-            : { promptTokens: Math.ceil(prompt / 4), completionTokens: estimateTokens(text), estimated: true },
+            : {
+                promptTokens: estimatePromptTokens(request.messages),
+                completionTokens: estimateTokens(text),
+                estimated: true,
+              },
       };
     } catch (err) {
       throw fail(err);

@@ -64,3 +64,6 @@ export interface Provider {
 
 /** About four characters per token for English and French prose: only for providers that report no usage. */
 export const estimateTokens = (text: string) => Math.max(1, Math.ceil(text.length / 4));
+
+/** The same estimate for a whole prompt. */
+export const estimatePromptTokens = (messages: ChatTurn[]) => estimateTokens(messages.map((m) => m.content).join(""));
