@@ -7,6 +7,7 @@ import {
   jsonb,
   pgTable,
   primaryKey,
+  real,
   text,
   timestamp,
   uniqueIndex,
@@ -102,7 +103,15 @@ export const rooms = pgTable(
       .notNull()
       .references(() => users.id),
     inviteCode: text("invite_code").notNull().unique(),
+    /** a learner's own room, alone with the tutor: nobody joins it by code */
+    personal: boolean("personal").notNull().default(false),
     chatLocked: boolean("chat_locked").notNull().default(false),
+    /** the AI tutor answers questions in this room */
+    tutorEnabled: boolean("tutor_enabled").notNull().default(true),
+    /** tutor answers wait for a moderator's approval before the room sees them */
+    tutorReview: boolean("tutor_review").notNull().default(false),
+    /** identical questions with the same context may be answered from the answer cache */
+    tutorCache: boolean("tutor_cache").notNull().default(false),
     /** the `seq` of the room's latest message: incremented by each message, in the same statement */
     lastSeq: integer("last_seq").notNull().default(0),
     endedAt: ts("ended_at"),
@@ -110,7 +119,10 @@ export const rooms = pgTable(
     createdAt: ts("created_at").notNull().defaultNow(),
     updatedAt: ts("updated_at").notNull().defaultNow(),
   },
-  (t) => [index("rooms_owner_idx").on(t.ownerId)],
+  (t) => [
+    index("rooms_owner_idx").on(t.ownerId),
+    uniqueIndex("rooms_personal_owner_idx").on(t.ownerId).where(sql`personal`),
+  ],
 );
 
 /** Who belongs to a room and as what. A ban keeps the row (`banned`) so that the invite code cannot undo it. */
@@ -153,4 +165,112 @@ export const messages = pgTable(
     deletedBy: uuid("deleted_by"),
   },
   (t) => [uniqueIndex("messages_room_seq_idx").on(t.roomId, t.seq)],
+);
+
+/**
+ * The tutor's answers, one per question asked in a room. `status` moves queued → streaming → done (or held →
+ * done/rejected under review), or ends in failed/cancelled; `text` keeps what was generated, also when it
+ * ended early. `deltas` is the number of streamed pieces (the last `seq` of `tutor:delta`).
+ */
+export const answers = pgTable(
+  "answers",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    roomId: uuid("room_id")
+      .notNull()
+      .references(() => rooms.id, { onDelete: "cascade" }),
+    askerId: uuid("asker_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    question: text("question").notNull(),
+    /** what the client sent besides the question (level, cell, exercise), for the generation */
+    context: jsonb("context").$type<Record<string, unknown>>().notNull().default(sql`'{}'::jsonb`),
+    status: text("status", {
+      enum: ["queued", "streaming", "held", "done", "failed", "cancelled", "rejected"],
+    }).notNull(),
+    text: text("text").notNull().default(""),
+    /** generated while the room had teacher review on: only moderators see it before approval */
+    review: boolean("review").notNull().default(false),
+    deltas: integer("deltas").notNull().default(0),
+    /** why it ended early: a provider error kind, or `interrupted` when its node died */
+    error: text("error"),
+    kind: text("kind").notNull(),
+    language: text("language", { enum: ["fr", "en"] }).notNull(),
+    provider: text("provider"),
+    model: text("model"),
+    /** the experiment whose variant produced the answer */
+    experimentId: uuid("experiment_id"),
+    variant: text("variant"),
+    sources: jsonb("sources").$type<{ lessonId: string; title: string }[]>().notNull().default(sql`'[]'::jsonb`),
+    promptTokens: integer("prompt_tokens"),
+    completionTokens: integer("completion_tokens"),
+    tokensEstimated: boolean("tokens_estimated"),
+    firstTokenMs: integer("first_token_ms"),
+    latencyMs: integer("latency_ms"),
+    cached: boolean("cached").notNull().default(false),
+    cancelledBy: uuid("cancelled_by"),
+    reviewedBy: uuid("reviewed_by"),
+    reviewedAt: ts("reviewed_at"),
+    createdAt: ts("created_at").notNull().defaultNow(),
+    startedAt: ts("started_at"),
+    finishedAt: ts("finished_at"),
+  },
+  (t) => [
+    index("answers_room_created_idx").on(t.roomId, t.createdAt),
+    index("answers_asker_idx").on(t.askerId),
+    index("answers_active_idx").on(t.roomId).where(sql`status in ('queued', 'streaming')`),
+  ],
+);
+
+/** A learner's rating of an answer: one per user and answer, changeable. */
+export const answerFeedback = pgTable(
+  "answer_feedback",
+  {
+    answerId: uuid("answer_id")
+      .notNull()
+      .references(() => answers.id, { onDelete: "cascade" }),
+    userId: uuid("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    rating: text("rating", { enum: ["up", "down"] }).notNull(),
+    comment: text("comment"),
+    createdAt: ts("created_at").notNull().defaultNow(),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.answerId, t.userId] })],
+);
+
+/** One variant of an experiment: what it changes in the tutor, and its share of the users. */
+export interface ExperimentVariantRow {
+  id: string;
+  weight: number;
+  instructions?: string | undefined;
+  model?: string | undefined;
+  temperature?: number | undefined;
+}
+
+/** A/B tests of the tutor: users are assigned a variant deterministically while the experiment runs. */
+export const experiments = pgTable("experiments", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  name: text("name").notNull(),
+  description: text("description").notNull().default(""),
+  variants: jsonb("variants").$type<ExperimentVariantRow[]>().notNull(),
+  status: text("status", { enum: ["running", "stopped"] })
+    .notNull()
+    .default("running"),
+  createdBy: uuid("created_by"),
+  createdAt: ts("created_at").notNull().defaultNow(),
+  stoppedAt: ts("stopped_at"),
+});
+
+/** Embeddings of course passages, by model and content hash: nothing is embedded twice. */
+export const embeddings = pgTable(
+  "embeddings",
+  {
+    model: text("model").notNull(),
+    hash: text("hash").notNull(),
+    vector: real("vector").array().notNull(),
+    createdAt: ts("created_at").notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.model, t.hash] })],
 );

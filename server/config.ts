@@ -47,6 +47,16 @@ const Env = z.object({
   LOGIN_LOCKOUT: seconds.default(15 * 60),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   CLIENT_DIR: z.string().min(1).default("./client/dist"),
+  LLM_BASE_URL: url(["http", "https"]).optional(),
+  LLM_API_KEY: z.string().min(1).optional(),
+  LLM_MODEL: z.string().min(1).max(200).optional(),
+  LLM_EMBEDDINGS_MODEL: z.string().min(1).max(200).optional(),
+  LLM_IDLE_TIMEOUT: seconds.max(600).default(30),
+  LLM_TIMEOUT: seconds.max(3600).default(120),
+  TUTOR_MAX_ANSWER_TOKENS: z.coerce.number().int().min(16).max(32_000).default(800),
+  TUTOR_MAX_PROMPT_TOKENS: z.coerce.number().int().min(256).max(200_000).default(3000),
+  TUTOR_OFFLINE_DELAY_MS: z.coerce.number().int().min(0).max(1000).default(20),
+  TUTOR_CACHE_TTL: seconds.max(30 * 24 * 3600).default(24 * 3600),
 });
 
 export interface RateLimitConfig {
@@ -94,6 +104,22 @@ export interface Config {
   rateLimits: RateLimitConfig;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   clientDir: string;
+  tutor: TutorConfig;
+}
+
+/** The tutor's model. Without `llm`, the offline tutor answers from the course. */
+export interface TutorConfig {
+  llm?: { baseUrl: string; apiKey?: string | undefined; model: string } | undefined;
+  /** an embeddings model at the same endpoint: retrieval becomes hybrid */
+  embeddingsModel?: string | undefined;
+  idleTimeoutMs: number;
+  totalTimeoutMs: number;
+  maxAnswerTokens: number;
+  maxPromptTokens: number;
+  /** pause between the offline tutor's words, so that its answers stream like a model's */
+  offlineDelayMs: number;
+  /** how long a cached answer is reused (rooms with the answer cache on) */
+  cacheTtlMs: number;
 }
 
 export class ConfigError extends Error {
@@ -112,6 +138,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`));
   }
   const e = parsed.data;
+  if (e.LLM_BASE_URL && !e.LLM_MODEL) throw new ConfigError(["LLM_MODEL: required when LLM_BASE_URL is set"]);
   return {
     env: e.NODE_ENV,
     port: e.PORT,
@@ -138,5 +165,17 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     },
     logLevel: e.LOG_LEVEL,
     clientDir: e.CLIENT_DIR,
+    tutor: {
+      llm: e.LLM_BASE_URL
+        ? { baseUrl: e.LLM_BASE_URL, apiKey: e.LLM_API_KEY, model: e.LLM_MODEL as string }
+        : undefined,
+      embeddingsModel: e.LLM_BASE_URL ? e.LLM_EMBEDDINGS_MODEL : undefined,
+      idleTimeoutMs: e.LLM_IDLE_TIMEOUT * 1000,
+      totalTimeoutMs: e.LLM_TIMEOUT * 1000,
+      maxAnswerTokens: e.TUTOR_MAX_ANSWER_TOKENS,
+      maxPromptTokens: e.TUTOR_MAX_PROMPT_TOKENS,
+      offlineDelayMs: e.TUTOR_OFFLINE_DELAY_MS,
+      cacheTtlMs: e.TUTOR_CACHE_TTL * 1000,
+    },
   };
 }

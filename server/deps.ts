@@ -10,11 +10,20 @@ import { TokenService } from "./auth/tokens.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { createLimiters, type Limiters } from "./ratelimit/limiters.ts";
+import { closeRedis } from "./redis-close.ts";
 import { ChatService } from "./rooms/chat.ts";
 import { RoomService } from "./rooms/rooms.ts";
 import { loadSecrets, type Secrets } from "./secrets.ts";
 import { SettingsService } from "./settings/settings.ts";
+import { memoryAnswerCache, redisAnswerCache } from "./tutor/answer-cache.ts";
 import { CourseService } from "./tutor/course-service.ts";
+import { EmbeddingCache, OpenAiEmbedder } from "./tutor/embeddings.ts";
+import { ExperimentService } from "./tutor/experiments.ts";
+import { TutorLimits } from "./tutor/limits.ts";
+import { memoryAnswerLog, memoryLocks, redisAnswerLog, redisLocks } from "./tutor/live.ts";
+import { TutorModels } from "./tutor/models.ts";
+import { TutorRetriever } from "./tutor/retriever.ts";
+import { TutorService } from "./tutor/tutor-service.ts";
 import { UserAdmin } from "./users/user-admin.ts";
 
 /** Everything the HTTP and realtime layers need, built once by the composition root. */
@@ -38,6 +47,10 @@ export interface Deps {
   chat: ChatService;
   /** the Python course in content/, loaded on first use */
   course: CourseService;
+  tutor: TutorService;
+  /** the tutor's model settings (environment or admin) */
+  tutorModels: TutorModels;
+  experiments: ExperimentService;
   /** closes the database and Redis */
   close(): Promise<void>;
 }
@@ -52,7 +65,12 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
   let redis: Redis | undefined;
   if (config.redisUrl) {
     // No offline queue: when Redis is down, calls fail fast instead of piling up (rate-limiter-flexible advice).
-    redis = new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true });
+    redis = new Redis(config.redisUrl, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      lazyConnect: true,
+      showFriendlyErrorStack: true,
+    });
     redis.on("error", (err) => log.warn({ err: err.message }, "redis error"));
     await redis.connect();
   }
@@ -65,6 +83,38 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
   const limiters = createLimiters(config.rateLimits, redis);
   const settings = new SettingsService(db);
   const rooms = new RoomService(db, settings, bus);
+  const course = new CourseService(fileURLToPath(new URL("../content", import.meta.url)));
+  const experiments = new ExperimentService(db);
+  const tutorModels = new TutorModels(db, secrets.keyring, config.tutor, course);
+  const tutor = new TutorService({
+    db,
+    rooms,
+    settings,
+    course,
+    config: config.tutor,
+    log,
+    answerLog: redis ? redisAnswerLog(redis) : memoryAnswerLog(),
+    locks: redis ? redisLocks(redis) : memoryLocks(),
+    limits: new TutorLimits(redis, log),
+    models: tutorModels,
+    experiments,
+    cache: redis ? redisAnswerCache(redis) : memoryAnswerCache(),
+    retriever: new TutorRetriever(
+      course,
+      log,
+      config.tutor.llm && config.tutor.embeddingsModel
+        ? {
+            embedder: new OpenAiEmbedder({
+              baseUrl: config.tutor.llm.baseUrl,
+              apiKey: config.tutor.llm.apiKey,
+              model: config.tutor.embeddingsModel,
+              timeoutMs: config.tutor.idleTimeoutMs,
+            }),
+            cache: new EmbeddingCache(db),
+          }
+        : undefined,
+    ),
+  });
   return {
     config,
     log,
@@ -82,10 +132,13 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
     settings,
     rooms,
     chat: new ChatService(db, dbh.statements, rooms),
-    course: new CourseService(fileURLToPath(new URL("../content", import.meta.url))),
+    course,
+    tutor,
+    tutorModels,
+    experiments,
     async close() {
       await bus.close();
-      redis?.disconnect();
+      await closeRedis(redis);
       await dbh.close();
     },
   };

@@ -7,3 +7,4 @@ export * from "./schemas/common.ts";
 export * from "./schemas/course.ts";
 export * from "./schemas/rooms.ts";
 export * from "./schemas/system.ts";
+export * from "./schemas/tutor.ts";

@@ -19,6 +19,16 @@ export const LIMITS = {
   seqMax: 2_147_483_647,
   /** rooms one socket may have joined at once */
   roomsPerSocket: 20,
+  /** longest question to the tutor, in characters */
+  questionMax: 2000,
+  /** longest notebook cell or exercise attempt sent with a question, in characters */
+  tutorCodeMax: 10_000,
+  /** exercise attempts sent with a question (the latest ones) */
+  tutorAttemptsMax: 5,
+  /** longest comment on an answer's rating */
+  feedbackCommentMax: 1000,
+  /** answers that may wait in one room's queue */
+  tutorQueueMax: 20,
   /** default HTTP request body limit in bytes (config can lower or raise it) */
   bodyBytes: 64 * 1024,
 } as const;

@@ -22,6 +22,8 @@ export const PERMISSIONS = [
   "settings:manage",
   /** read and search the course (lessons, exercises without their solutions, quizzes) */
   "lessons:read",
+  /** configure the tutor's model, run experiments, export rated answers for fine-tuning */
+  "tutor:manage",
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 

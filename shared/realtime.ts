@@ -2,6 +2,9 @@ import { z } from "zod";
 import type { ErrorCode, FieldError } from "./errors.ts";
 import { LIMITS } from "./limits.ts";
 import { type ChatMessage, type Room, type RoomRole, RoomRoleName } from "./schemas/rooms.ts";
+import type { Answer, TutorAnswerPayload, TutorAskPayload, TutorDelta, TutorReviewPayload } from "./schemas/tutor.ts";
+
+export { TutorAnswerPayload, TutorAskPayload, TutorReviewPayload } from "./schemas/tutor.ts";
 
 /** Socket.IO path, on the same HTTP server as the API. */
 export const SOCKET_PATH = "/socket.io";
@@ -86,6 +89,12 @@ export interface RoomJoinResult {
   /** the room's latest `seq`, read after joining: a client without history starts its cursor here */
   lastSeq: number;
   presence: PresenceUser[];
+  /**
+   * the tutor's answers still in the making (queued, streaming, and for owners and moderators the held ones),
+   * oldest first, each with its text so far and `deltas`, the `seq` of its last piece: apply the
+   * `tutor:delta` events with a higher `seq` on top
+   */
+  answers: Answer[];
 }
 
 /** Events the client sends. Every payload is validated by the schema of the same name above. */
@@ -103,6 +112,10 @@ export interface ClientToServerEvents {
   "mod:lock": (payload: LockPayload, ack: AckFn<RoomState>) => void;
   "mod:end": (payload: RoomOnlyPayload, ack: AckFn<RoomState>) => void;
   "mod:reopen": (payload: RoomOnlyPayload, ack: AckFn<RoomState>) => void;
+  "tutor:ask": (payload: TutorAskPayload, ack: AckFn<Answer>) => void;
+  "tutor:cancel": (payload: TutorAnswerPayload, ack: AckFn<Answer>) => void;
+  "tutor:get": (payload: TutorAnswerPayload, ack: AckFn<Answer>) => void;
+  "tutor:review": (payload: TutorReviewPayload, ack: AckFn<Answer>) => void;
 }
 
 /** A member's moderation state, as `member:updated` and `mod:mute` carry it. */
@@ -117,6 +130,10 @@ export interface MemberState {
 export interface RoomState {
   roomId: string;
   chatLocked: boolean;
+  /** the tutor answers questions */
+  tutorEnabled: boolean;
+  /** tutor answers wait for a moderator's approval */
+  tutorReview: boolean;
   endedAt: string | null;
 }
 
@@ -137,7 +154,7 @@ export interface ServerToClientEvents {
   "hand:update": (info: { roomId: string; userId: string; raised: boolean }) => void;
   /** a member's role or mute changed */
   "member:updated": (state: MemberState) => void;
-  /** the chat was locked or unlocked, or the session ended or reopened */
+  /** the chat was locked or unlocked, the session ended or reopened, or the tutor settings changed */
   "room:updated": (state: RoomState) => void;
   /** this user's sockets left the room: removed, banned, or the session ended (rejoin works only after `ended`, read-only) */
   "room:removed": (info: { roomId: string; reason: "removed" | "banned" | "ended" }) => void;
@@ -155,6 +172,19 @@ export interface ServerToClientEvents {
    * server disconnects right after; the client must not reconnect with the same credentials
    */
   "auth:revoked": (info: { code: "session_expired" }) => void;
+  /** a question was asked: its answer (status `queued`) waits for the room's tutor, in order */
+  "tutor:queued": (answer: Answer) => void;
+  /** the tutor began an answer (status `streaming`; under teacher review its pieces go to moderators only) */
+  "tutor:started": (answer: Answer) => void;
+  /** one piece of an answer: append `text` when `seq` is the next one, ignore it when already seen */
+  "tutor:delta": (delta: TutorDelta) => void;
+  /**
+   * an answer ended: `done` (or `held` for review), `failed` (with `error`; `text` keeps what came before) or
+   * `cancelled`. `deltas` tells how many pieces `text` holds; the state here replaces the client's
+   */
+  "tutor:done": (answer: Answer) => void;
+  /** a moderator released (`done`) or rejected a held answer */
+  "tutor:reviewed": (answer: Answer) => void;
   /** this node is stopping: the client reconnects (to any node) and rejoins with its `lastSeq` */
   "server:shutdown": (info: { reconnect: true }) => void;
 }

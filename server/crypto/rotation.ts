@@ -4,9 +4,10 @@ import { EMAIL_AAD } from "../auth/accounts.ts";
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import { loadSecrets, readSecretFile, writeSecretFile } from "../secrets.ts";
+import { reencryptTutorKey } from "../tutor/models.ts";
 import { type Keyring, newDataKey } from "./keyring.ts";
 
-/** Every encrypted column: later secrets (LLM API keys, ...) are added here and rotate with the rest. */
+/** Every encrypted column (the tutor's API key, inside a JSON setting, rotates in `reencryptAll` too). */
 export const ENCRYPTED_COLUMNS = [{ table: "users", id: "id", column: "email_enc", aad: EMAIL_AAD }] as const;
 
 export interface RotationReport {
@@ -49,7 +50,8 @@ export async function reencryptAll(
       after = last.id;
     }
   }
-  return { checked, reencrypted };
+  const tutorKey = await reencryptTutorKey(db, keyring);
+  return { checked: checked + tutorKey.checked, reencrypted: reencrypted + tutorKey.reencrypted };
 }
 
 /**

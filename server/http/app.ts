@@ -16,6 +16,7 @@ import { roomRoutes } from "./routes/rooms.ts";
 import { sessionRoutes } from "./routes/sessions.ts";
 import { settingsRoutes } from "./routes/settings.ts";
 import { systemRoutes } from "./routes/system.ts";
+import { tutorRoutes } from "./routes/tutor.ts";
 
 /**
  * The HTTP application. Order matters: context and headers first, the body limit; then for /api: CORS, the
@@ -59,6 +60,7 @@ export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
   settingsRoutes(app, deps);
   roomRoutes(app, deps);
   lessonRoutes(app, deps);
+  tutorRoutes(app, deps);
   clientRoutes(app, config.clientDir);
 
   app.notFound((c) => problemResponse(c, new AppError("not_found", "No such route"), log, c.get("meta")?.requestId));

@@ -1,15 +1,18 @@
 import type { Server as HttpServer } from "node:http";
 import { createAdapter } from "@socket.io/redis-adapter";
+import type { Redis } from "ioredis";
 import { Server } from "socket.io";
 import { SOCKET_MAX_PAYLOAD, SOCKET_PATH } from "../../shared/realtime.ts";
 import type { Deps } from "../deps.ts";
+import { closeRedis } from "../redis-close.ts";
 import { chatHandlers } from "./chat-handlers.ts";
 import { authenticateSocket, originAllowed } from "./handshake.ts";
 import { moderationHandlers } from "./moderation-handlers.ts";
 import { watchNodes } from "./node-watch.ts";
 import { disconnectRevoked } from "./revocation.ts";
 import { applyRoomEvents } from "./room-events.ts";
-import { roomHandlers, signalHandlers } from "./room-handlers.ts";
+import { roomHandlers, settleLeaving, signalHandlers } from "./room-handlers.ts";
+import { applyTutorEvents, tutorHandlers } from "./tutor-handlers.ts";
 import { type IoServer, userChannel } from "./types.ts";
 
 export interface Realtime {
@@ -43,6 +46,7 @@ export async function attachRealtime(server: HttpServer, deps: Deps): Promise<Re
     for (const c of [pub, sub])
       c.on("error", (err: Error) => log.warn({ err: err.message }, "socket.io adapter redis error"));
     await Promise.all([pub.connect(), sub.connect()]);
+    quietPublish(pub, log);
     io.adapter(createAdapter(pub, sub, { requestsTimeout: 3000 }));
   }
 
@@ -54,21 +58,41 @@ export async function attachRealtime(server: HttpServer, deps: Deps): Promise<Re
     chatHandlers(io, socket, deps);
     signalHandlers(io, socket, deps);
     moderationHandlers(socket, deps);
+    tutorHandlers(socket, deps);
   });
 
   const stopWatching = watchNodes(io, deps);
   const stopApplying = applyRoomEvents(io, deps);
+  const stopTutor = applyTutorEvents(io, deps);
 
   return {
     io,
     async close() {
       stopWatching();
+      // This node's answers end as interrupted (their text kept) while their rooms can still be told.
+      await deps.tutor.stop();
       stopApplying();
+      stopTutor();
       io.local.emit("server:shutdown", { reconnect: true });
       // Closing the engine drops each transport without a "server disconnect": clients reconnect on their own.
       io.engine.close();
-      pub?.disconnect();
-      sub?.disconnect();
+      // The others learn that this node's users left before its Redis connections close.
+      await settleLeaving(io);
+      await Promise.all([closeRedis(pub), closeRedis(sub)]);
     },
   };
+}
+
+/**
+ * The adapter publishes without waiting for the reply, so a publish that a closing connection refuses (a response
+ * to another node's request that arrives while this node shuts down) would be an unhandled rejection, which
+ * ends the process. Such a refusal is logged instead; callers that wait for the reply still see it.
+ */
+export function quietPublish(pub: Redis, log: Deps["log"]): void {
+  const publish = pub.publish.bind(pub) as (...args: unknown[]) => Promise<number>;
+  pub.publish = ((...args: unknown[]) => {
+    const reply = publish(...args);
+    reply.catch((err: Error) => log.debug({ err: err.message }, "socket.io adapter publish refused"));
+    return reply;
+  }) as Redis["publish"];
 }

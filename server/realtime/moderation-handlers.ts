@@ -1,14 +1,15 @@
 import { LockPayload, MutePayload, RemovePayload, RoomOnlyPayload, type RoomState } from "../../shared/realtime.ts";
 import type { Deps } from "../deps.ts";
-import { AppError } from "../errors.ts";
 import type { RoomRow } from "../rooms/rooms.ts";
-import { socketAudit } from "./audit.ts";
+import { audited as audited_ } from "./audit.ts";
 import { handle } from "./handle.ts";
 import type { IoSocket } from "./types.ts";
 
 export const roomState = (room: RoomRow): RoomState => ({
   roomId: room.id,
   chatLocked: room.chatLocked,
+  tutorEnabled: room.tutorEnabled,
+  tutorReview: room.tutorReview,
   endedAt: room.endedAt?.toISOString() ?? null,
 });
 
@@ -17,28 +18,12 @@ export const roomState = (room: RoomRow): RoomState => ({
  * attempt, is audited; the effects on live sockets (on every node) follow from the domain's events.
  */
 export function moderationHandlers(socket: IoSocket, deps: Deps): void {
-  const audited = async <T>(
+  const audited = <T>(
     action: string,
     target: { targetType: string; targetId: string },
     details: Record<string, unknown>,
     run: () => Promise<T>,
-  ): Promise<T> => {
-    try {
-      const result = await run();
-      await deps.audit.append(socketAudit(socket), { action, outcome: "success", ...target, details });
-      return result;
-    } catch (err) {
-      if (err instanceof AppError) {
-        await deps.audit.append(socketAudit(socket), {
-          action,
-          outcome: "denied",
-          ...target,
-          details: { ...details, reason: err.code },
-        });
-      }
-      throw err;
-    }
-  };
+  ) => audited_(socket, deps, action, target, details, run);
   const me = () => socket.data.userId;
 
   socket.on(

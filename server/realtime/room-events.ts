@@ -24,10 +24,10 @@ export function applyRoomEvents(io: IoServer, deps: Deps): () => void {
     // Clients keep the `role` of their presence entries from this event.
     io.to(roomChannel(state.roomId)).emit("member:updated", state);
   };
-  const onRoom = ({ room }: { room: Parameters<typeof roomState>[0] }) => {
+  const onRoom = ({ room, ended }: { room: Parameters<typeof roomState>[0]; ended: boolean }) => {
     const channel = roomChannel(room.id);
     io.to(channel).emit("room:updated", roomState(room));
-    if (room.endedAt) {
+    if (ended) {
       // Ending the session sends everyone out; they may rejoin to read, not to write, until it reopens.
       io.to(channel).emit("room:removed", { roomId: room.id, reason: "ended" });
       io.in(channel).socketsLeave(channel);

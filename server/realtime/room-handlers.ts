@@ -9,6 +9,7 @@ import {
 } from "../../shared/realtime.ts";
 import type { Deps } from "../deps.ts";
 import { AppError, notFound } from "../errors.ts";
+import { isManager } from "../rooms/rooms.ts";
 import { handle } from "./handle.ts";
 import { type IoServer, type IoSocket, roomChannel } from "./types.ts";
 
@@ -48,6 +49,18 @@ export async function announceLeft(io: IoServer, roomId: string, userId: string)
   io.to(roomChannel(roomId)).emit("presence:left", { roomId, userId });
 }
 
+/** Presence announcements still running on each server: a stopping node lets them finish before closing Redis. */
+const leaving = new WeakMap<IoServer, Set<Promise<void>>>();
+
+/** Waits (at most `ms`) for the presence announcements of sockets that just went. */
+export async function settleLeaving(io: IoServer, ms = 3500): Promise<void> {
+  const pending = [...(leaving.get(io) ?? [])];
+  if (pending.length === 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([Promise.allSettled(pending), new Promise((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+}
+
 /** `room:join` and `room:leave`, and presence when a socket goes. */
 export function roomHandlers(io: IoServer, socket: IoSocket, deps: Deps): void {
   const { rooms, chat, log } = deps;
@@ -74,12 +87,14 @@ export function roomHandlers(io: IoServer, socket: IoSocket, deps: Deps): void {
       };
       socket.to(roomChannel(roomId)).emit("presence:joined", { roomId, user: me });
       const presence = await presenceOf(io, deps, roomId);
+      const answers = await deps.tutor.live(roomId, isManager(member.role));
       return {
         room: rooms.toRoom(room, member.role),
         missed: missed.items,
         more: missed.more,
         lastSeq: roomSeq,
         presence,
+        answers,
       };
     }),
   );
@@ -101,8 +116,13 @@ export function roomHandlers(io: IoServer, socket: IoSocket, deps: Deps): void {
     const { userId } = socket.data;
     // The socket is gone from its rooms only after this event: look for the user's other connections then.
     socket.once("disconnect", () => {
+      const pending = leaving.get(io) ?? new Set<Promise<void>>();
+      leaving.set(io, pending);
       for (const roomId of joined) {
-        announceLeft(io, roomId, userId).catch((err: unknown) => log.warn({ err, roomId }, "presence update failed"));
+        const p = announceLeft(io, roomId, userId)
+          .catch((err: unknown) => log.warn({ err, roomId }, "presence update failed"))
+          .finally(() => pending.delete(p));
+        pending.add(p);
       }
     });
   });

@@ -10,8 +10,14 @@ export interface SocketData {
   sessionId: string;
 }
 
-export type IoServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
-export type IoSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+/** Events between nodes (through the adapter). */
+export interface InterServerEvents {
+  /** stop this generation if you run it */
+  "tutor:cancel": (answerId: string) => void;
+}
+
+export type IoServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+export type IoSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
 
 /** The Socket.IO room of a study room, and of all of one user's sockets (to reach them on every node). */
 export const roomChannel = (roomId: string) => `room:${roomId}`;

@@ -22,7 +22,8 @@ export const isManager = (role: RoomRole) => MANAGERS.includes(role);
 export interface RoomEventMap {
   "member:removed": [{ roomId: string; userId: string; banned: boolean }];
   "member:changed": [{ roomId: string; userId: string; role: RoomRole; muted: boolean }];
-  "room:changed": [{ room: RoomRow }];
+  /** `ended`: the session has just ended (everyone leaves the room) */
+  "room:changed": [{ room: RoomRow; ended: boolean }];
 }
 
 /** A user's standing in a room, as every room action needs it. */
@@ -88,6 +89,10 @@ export class RoomService {
       ownerId: room.ownerId,
       inviteCode: isManager(role) ? room.inviteCode : null,
       chatLocked: room.chatLocked,
+      tutorEnabled: room.tutorEnabled,
+      tutorReview: room.tutorReview,
+      tutorCache: room.tutorCache,
+      personal: room.personal,
       endedAt: room.endedAt?.toISOString() ?? null,
       archivedAt: room.archivedAt?.toISOString() ?? null,
       createdAt: room.createdAt.toISOString(),
@@ -108,6 +113,43 @@ export class RoomService {
       await tx.insert(roomMembers).values({ roomId: created.id, userId: user.id, role: "owner" });
       return this.toRoom(created, "owner");
     });
+  }
+
+  /**
+   * The caller's personal room, created on first call (whoever may create rooms or not: it is where a learner
+   * works alone with the tutor). `created` tells whether it is new.
+   */
+  async personal(
+    user: { id: string; displayName: string },
+    language: Room["language"],
+  ): Promise<{ room: Room; created: boolean }> {
+    const find = () =>
+      this.db
+        .select()
+        .from(rooms)
+        .where(and(eq(rooms.ownerId, user.id), eq(rooms.personal, true)));
+    const [existing] = await find();
+    if (existing) return { room: this.toRoom(existing, "owner"), created: false };
+    const created = await this.db.transaction(async (tx) => {
+      const [room] = await tx
+        .insert(rooms)
+        .values({
+          name: language === "fr" ? "Mon espace" : "My space",
+          language,
+          ownerId: user.id,
+          inviteCode: newInviteCode(),
+          personal: true,
+        })
+        .onConflictDoNothing()
+        .returning();
+      if (room) await tx.insert(roomMembers).values({ roomId: room.id, userId: user.id, role: "owner" });
+      return room;
+    });
+    // Two first calls at once: the other one created it.
+    if (created) return { room: this.toRoom(created, "owner"), created: true };
+    const [raced] = await find();
+    if (!raced) throw new AppError("internal");
+    return { room: this.toRoom(raced, "owner"), created: false };
   }
 
   async listMine(userId: string): Promise<Room[]> {
@@ -153,6 +195,7 @@ export class RoomService {
       .where(eq(rooms.id, roomId))
       .returning();
     this.invalidate(roomId);
+    this.events.emit("room:changed", { room: room as RoomRow, ended: false });
     return this.toRoom(room as RoomRow, member.role);
   }
 
@@ -180,7 +223,7 @@ export class RoomService {
   /** Joining by invite code makes you a member; a banned user stays out, an existing member keeps their role. */
   async joinByCode(userId: string, code: string): Promise<Room> {
     const [room] = await this.db.select().from(rooms).where(eq(rooms.inviteCode, code));
-    if (!room || room.archivedAt) throw notFound("Invite code");
+    if (!room || room.archivedAt || (room.personal && room.ownerId !== userId)) throw notFound("Invite code");
     const [existing] = await this.db
       .select()
       .from(roomMembers)
@@ -292,7 +335,7 @@ export class RoomService {
       .where(eq(rooms.id, roomId))
       .returning();
     this.invalidate(roomId);
-    this.events.emit("room:changed", { room: room as RoomRow });
+    this.events.emit("room:changed", { room: room as RoomRow, ended: change.endedAt instanceof Date });
     return room as RoomRow;
   }
 

@@ -3,7 +3,11 @@ import type { Db } from "../../db/client.ts";
 import { appSettings } from "../../db/schema.ts";
 import type { AppSettings } from "../../shared/schemas/rooms.ts";
 
-export const DEFAULT_SETTINGS: AppSettings = { learnersCreateRooms: true };
+export const DEFAULT_SETTINGS: AppSettings = {
+  learnersCreateRooms: true,
+  tutorQuestionsPerMinute: 6,
+  tutorTokensPerDay: 50_000,
+};
 
 /** Product settings that admins change at runtime, stored one JSON value per key. */
 export class SettingsService {
@@ -16,7 +20,7 @@ export class SettingsService {
     for (const r of rows) {
       const key = r.key as keyof AppSettings;
       if (Object.hasOwn(DEFAULT_SETTINGS, key) && typeof r.value === typeof DEFAULT_SETTINGS[key]) {
-        settings[key] = r.value as AppSettings[typeof key];
+        (settings as Record<string, unknown>)[key] = r.value;
       }
     }
     return settings;

@@ -261,25 +261,7 @@ export class CourseIndex {
    * weak matches do not beat one strong one.
    */
   lessons(query: string, language: CourseLanguage, limit = 3): LessonHit[] {
-    const grouped = new Map<string, PassageHit[]>();
-    for (const hit of this.search(query, language)) {
-      const list = grouped.get(hit.passage.lessonId) ?? [];
-      list.push(hit);
-      grouped.set(hit.passage.lessonId, list);
-    }
-    return [...grouped.values()]
-      .map((hits): LessonHit => {
-        const first = hits[0] as PassageHit;
-        const score = hits.slice(0, 4).reduce((sum, h, i) => sum + h.score * LESSON_DECAY ** i, 0);
-        return {
-          lessonId: first.passage.lessonId,
-          title: first.passage.lessonTitle,
-          score,
-          passages: hits.slice(0, 3),
-        };
-      })
-      .sort((a, b) => b.score - a.score)
-      .slice(0, limit);
+    return groupByLesson(this.search(query, language), limit);
   }
 
   private search(query: string, language: CourseLanguage): PassageHit[] {
@@ -301,6 +283,33 @@ export class CourseIndex {
 
 const LESSON_DECAY = 0.5;
 
+/**
+ * Groups a passage ranking (best first) by lesson, best lesson first: a lesson scores its best passage plus a
+ * decaying share of its next three, and keeps its first three passages. This is how `CourseIndex.lessons` ranks
+ * lessons; any other passage ranking can be grouped the same way.
+ */
+export function groupByLesson(hits: PassageHit[], limit = 3): LessonHit[] {
+  const grouped = new Map<string, PassageHit[]>();
+  for (const hit of hits) {
+    const list = grouped.get(hit.passage.lessonId) ?? [];
+    list.push(hit);
+    grouped.set(hit.passage.lessonId, list);
+  }
+  return [...grouped.values()]
+    .map((group): LessonHit => {
+      const first = group[0] as PassageHit;
+      const score = group.slice(0, 4).reduce((sum, h, i) => sum + h.score * LESSON_DECAY ** i, 0);
+      return {
+        lessonId: first.passage.lessonId,
+        title: first.passage.lessonTitle,
+        score,
+        passages: group.slice(0, 3),
+      };
+    })
+    .sort((a, b) => b.score - a.score)
+    .slice(0, limit);
+}
+
 const FRENCH_HINTS = new Set(
   `le la les des du un une est et je que qui pour dans avec pas comment pourquoi mon ma mes ce cette quand sur
   ne il elle nous vous au aux ou mais quoi faire fait sont dois veux peux faut`.split(/\s+/),
@@ -315,7 +324,7 @@ const ENGLISH_HINTS = new Set(
  * tracebacks are English whatever the learner speaks, so accents weigh double and ties go to French.
  * Defaults to "en" when nothing decides.
  */
-export function detectLanguage(text: string): CourseLanguage {
+export function detectLanguage(text: string, fallback: CourseLanguage = "en"): CourseLanguage {
   const prose = cleanQuery(text).replace(/`[^`]*`/g, " ");
   let fr = (prose.match(/[éèêàùçœâîôû]/gi) ?? []).length * 2;
   let en = 0;
@@ -323,6 +332,7 @@ export function detectLanguage(text: string): CourseLanguage {
     if (FRENCH_HINTS.has(word)) fr += 1;
     if (ENGLISH_HINTS.has(word)) en += 1;
   }
+  if (fr === 0 && en === 0) return fallback;
   // A tie with some French in it goes to French: pasted code and error messages inflate the English count.
   return fr > 0 && fr >= en ? "fr" : "en";
 }

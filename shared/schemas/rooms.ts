@@ -24,6 +24,12 @@ export const RoomUpdate = z
     name: z.string().trim().min(1).max(LIMITS.roomNameMax).optional(),
     topic: z.string().trim().max(LIMITS.roomTopicMax).optional(),
     language: Language.optional(),
+    /** the AI tutor answers in this room */
+    tutorEnabled: z.boolean().optional(),
+    /** tutor answers wait for a moderator's approval */
+    tutorReview: z.boolean().optional(),
+    /** identical questions may be answered from the cache */
+    tutorCache: z.boolean().optional(),
   })
   .strict()
   .refine((v) => Object.keys(v).length > 0, { message: "nothing to change" })
@@ -40,6 +46,11 @@ export const Room = z
     /** only owners and moderators see it */
     inviteCode: z.string().nullable(),
     chatLocked: z.boolean(),
+    tutorEnabled: z.boolean(),
+    tutorReview: z.boolean(),
+    tutorCache: z.boolean(),
+    /** a learner's own room, alone with the tutor */
+    personal: z.boolean(),
     /** set when a moderator ended the session: the room is read-only until reopened */
     endedAt: z.iso.datetime().nullable(),
     archivedAt: z.iso.datetime().nullable(),
@@ -49,6 +60,12 @@ export const Room = z
   })
   .meta({ id: "Room" });
 export type Room = z.infer<typeof Room>;
+
+/** `POST /rooms/personal`: the language of the room, if it has to be created. */
+export const PersonalRoomBody = z
+  .object({ language: Language.default("en") })
+  .strict()
+  .meta({ id: "PersonalRoomBody" });
 
 export const RoomList = z.object({ items: z.array(Room) }).meta({ id: "RoomList" });
 export type RoomList = z.infer<typeof RoomList>;
@@ -108,9 +125,21 @@ export const HistoryPage = z
   .meta({ id: "HistoryPage" });
 export type HistoryPage = z.infer<typeof HistoryPage>;
 
-export const AppSettings = z.object({ learnersCreateRooms: z.boolean() }).meta({ id: "AppSettings" });
+export const AppSettings = z
+  .object({
+    learnersCreateRooms: z.boolean(),
+    /** questions one user may ask the tutor per minute */
+    tutorQuestionsPerMinute: z.number().int(),
+    /** tokens (prompt and answer) one user's questions may use per day */
+    tutorTokensPerDay: z.number().int(),
+  })
+  .meta({ id: "AppSettings" });
 export type AppSettings = z.infer<typeof AppSettings>;
 export const AppSettingsPatch = z
-  .object({ learnersCreateRooms: z.boolean().optional() })
+  .object({
+    learnersCreateRooms: z.boolean().optional(),
+    tutorQuestionsPerMinute: z.number().int().min(1).max(600).optional(),
+    tutorTokensPerDay: z.number().int().min(100).max(100_000_000).optional(),
+  })
   .strict()
   .meta({ id: "AppSettingsPatch" });

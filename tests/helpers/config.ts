@@ -34,6 +34,15 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     },
     logLevel: (process.env.TEST_LOG_LEVEL as Config["logLevel"] | undefined) ?? "silent",
     clientDir: "./client/dist",
+    tutor: {
+      llm: undefined,
+      idleTimeoutMs: 5000,
+      totalTimeoutMs: 20_000,
+      maxAnswerTokens: 400,
+      maxPromptTokens: 3000,
+      offlineDelayMs: 0,
+      cacheTtlMs: 60_000,
+    },
     ...overrides,
   };
 }

@@ -31,7 +31,41 @@ export interface FakeLlm {
   requests: RecordedRequest[];
   queue(...scripts: Script[]): void;
   fallback: Script;
+  /** `POST .../embeddings` requests received, whatever their answer (they are not in `requests`) */
+  embeddingRequests: number;
+  /** every text embedded successfully, in order of arrival */
+  embedded: string[];
+  /** when set, `POST .../embeddings` answers this status and a JSON error instead of vectors */
+  embeddingsStatus: number | undefined;
+  /** with `embeddingsStatus` 429: the retry-after header, in seconds */
+  embeddingsRetryAfter: number | undefined;
+  /** delay before answering `POST .../embeddings` (a client with a shorter timeout must give up) */
+  embeddingsDelayMs: number;
   close(): Promise<void>;
+}
+
+/** Dimensions of the fake embeddings. */
+export const FAKE_EMBEDDING_DIMS = 256;
+
+/**
+ * The fake's embedding of a text, deterministic: its lower-cased, accent-stripped word tokens hashed with
+ * 32-bit FNV-1a into 256 dimensions, counted, then L2-normalised (all zeros when the text has no word). Texts
+ * sharing words are close, as with a real model on paraphrases that keep some vocabulary.
+ */
+export function fakeEmbedding(text: string): number[] {
+  const vector = new Array<number>(FAKE_EMBEDDING_DIMS).fill(0);
+  const folded = text.normalize("NFKD").replace(/\p{M}/gu, "").toLowerCase();
+  for (const [word] of folded.matchAll(/[\p{L}\p{N}_]+/gu)) {
+    let hash = 0x811c9dc5;
+    for (let i = 0; i < word.length; i++) {
+      hash ^= word.charCodeAt(i);
+      hash = Math.imul(hash, 0x01000193) >>> 0;
+    }
+    const dim = hash % FAKE_EMBEDDING_DIMS;
+    vector[dim] = (vector[dim] as number) + 1;
+  }
+  const norm = Math.hypot(...vector);
+  return norm === 0 ? vector : vector.map((x) => x / norm);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -45,6 +79,11 @@ export async function startFakeLlm(): Promise<FakeLlm> {
     requests,
     queue: (...s) => void scripts.push(...s),
     fallback: { kind: "stream", tokens: ["Hello", " from", " the", " fake", " model."] },
+    embeddingRequests: 0,
+    embedded: [],
+    embeddingsStatus: undefined,
+    embeddingsRetryAfter: undefined,
+    embeddingsDelayMs: 0,
     close: () =>
       new Promise((resolve) => {
         for (const res of open) res.destroy();
@@ -55,6 +94,10 @@ export async function startFakeLlm(): Promise<FakeLlm> {
   const server: Server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
+    if (req.method === "POST" && req.url?.endsWith("/embeddings")) {
+      await answerEmbeddings(fake, JSON.parse(Buffer.concat(chunks).toString() || "{}"), res, open);
+      return;
+    }
     const record: RecordedRequest = {
       path: req.url ?? "",
       authorization: req.headers.authorization,
@@ -114,4 +157,44 @@ export async function startFakeLlm(): Promise<FakeLlm> {
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   fake.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
   return fake;
+}
+
+/**
+ * Answers an OpenAI embeddings request with `fakeEmbedding` of each input. `data` is listed in reverse order on
+ * purpose: clients must match vectors to inputs by `index`, as the API allows servers to reorder them.
+ */
+async function answerEmbeddings(
+  fake: FakeLlm,
+  body: { model?: string; input?: string | string[] },
+  res: ServerResponse,
+  open: Set<ServerResponse>,
+): Promise<void> {
+  fake.embeddingRequests++;
+  open.add(res);
+  res.on("close", () => open.delete(res));
+  if (fake.embeddingsDelayMs > 0) await sleep(fake.embeddingsDelayMs);
+  if (res.destroyed) return;
+  const status = fake.embeddingsStatus;
+  if (status !== undefined) {
+    const retryAfter = fake.embeddingsRetryAfter;
+    res.writeHead(status, {
+      "content-type": "application/json",
+      ...(retryAfter ? { "retry-after": String(retryAfter) } : {}),
+    });
+    res.end(JSON.stringify({ error: { message: `fake error ${status}` } }));
+    return;
+  }
+  const input = typeof body.input === "string" ? [body.input] : (body.input ?? []);
+  fake.embedded.push(...input);
+  const data = input.map((text, index) => ({ object: "embedding", index, embedding: fakeEmbedding(text) })).reverse();
+  const tokens = input.reduce((n, t) => n + Math.ceil(t.length / 4), 0);
+  res.writeHead(200, { "content-type": "application/json" });
+  res.end(
+    JSON.stringify({
+      object: "list",
+      data,
+      model: body.model ?? "fake-embed",
+      usage: { prompt_tokens: tokens, total_tokens: tokens },
+    }),
+  );
 }

@@ -40,7 +40,7 @@ export class Client {
     }
     const text = await res.text();
     let parsed: unknown = text || null;
-    if (text && /json/.test(res.headers.get("content-type") ?? "")) parsed = JSON.parse(text);
+    if (text && /[/+]json\b/.test(res.headers.get("content-type") ?? "")) parsed = JSON.parse(text);
     return { status: res.status, headers: res.headers, body: parsed as T };
   }
 
@@ -52,6 +52,9 @@ export class Client {
   }
   patch<T = unknown>(path: string, body?: unknown, headers?: Record<string, string>) {
     return this.call<T>("PATCH", path, body, headers);
+  }
+  put<T = unknown>(path: string, body?: unknown, headers?: Record<string, string>) {
+    return this.call<T>("PUT", path, body, headers);
   }
   delete<T = unknown>(path: string, headers?: Record<string, string>) {
     return this.call<T>("DELETE", path, undefined, headers);

@@ -8,6 +8,7 @@ import type {
 } from "../../shared/realtime.ts";
 import { SOCKET_PATH } from "../../shared/realtime.ts";
 import type { ChatMessage } from "../../shared/schemas/rooms.ts";
+import type { Answer, TutorDelta } from "../../shared/schemas/tutor.ts";
 
 export type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
@@ -220,4 +221,127 @@ export class PresenceView {
     change();
     this.onChange?.(this.ids());
   }
+}
+
+/**
+ * What a well-behaved client keeps of a room's tutor answers (the rule of docs/PROTOCOL.md): the answers of the
+ * `room:join` ack, then every tutor event on top. A piece is appended when its `seq` is the next one, ignored
+ * when already seen, held when it comes early; `tutor:done` and `tutor:reviewed` replace the answer's state.
+ * Events that come before the ack wait for it. Create it before joining.
+ *
+ * `streamed(id)` is the text rebuilt from the ack and the pieces alone, never from `tutor:done`: what tests
+ * compare with the stored text.
+ */
+export class AnswerView {
+  readonly answers = new Map<string, Answer>();
+  /** pieces received twice (ignored) */
+  duplicates = 0;
+  /** every event received, in order, as `event:answerId[:seq]` */
+  readonly trace: string[] = [];
+  private ready = false;
+  private readonly waiting: (() => void)[] = [];
+  private readonly built = new Map<string, { text: string; deltas: number }>();
+  private readonly early = new Map<string, Map<number, TutorDelta>>();
+
+  constructor(socket?: ClientSocket) {
+    if (socket) this.follow(socket);
+  }
+
+  /** Listens to `socket` (a client that reconnects keeps its view and follows the new connection). */
+  follow(socket: ClientSocket): this {
+    const on = (apply: () => void) => {
+      if (this.ready) apply();
+      else this.waiting.push(apply);
+    };
+    for (const event of ["tutor:queued", "tutor:started", "tutor:done", "tutor:reviewed"] as const) {
+      socket.on(event, (a) => {
+        this.trace.push(`${event}:${a.id}`);
+        on(() => this.state(a));
+      });
+    }
+    socket.on("tutor:delta", (d) => {
+      this.trace.push(`tutor:delta:${d.answerId}:${d.seq}`);
+      on(() => this.piece(d));
+    });
+    return this;
+  }
+
+  /** The answers of a `room:join` ack: each one's text so far is where its pieces continue. */
+  joined(list: Answer[]): void {
+    for (const a of list) {
+      this.state(a);
+      this.extend(a.id, a.text, a.deltas);
+    }
+    this.ready = true;
+    for (const apply of this.waiting.splice(0)) apply();
+  }
+
+  /** Before a rejoin: events wait again for the next ack. */
+  rejoining(): void {
+    this.ready = false;
+  }
+
+  /** The answer's latest state (from events), with the text streamed so far while it streams. */
+  get(id: string): Answer | undefined {
+    const a = this.answers.get(id);
+    const b = this.built.get(id);
+    if (!a) return undefined;
+    return a.status === "streaming" && b ? { ...a, text: b.text, deltas: b.deltas } : a;
+  }
+
+  /** The text rebuilt from the pieces (and the join ack), and how many pieces it holds. */
+  streamed(id: string): { text: string; deltas: number } {
+    return this.built.get(id) ?? { text: "", deltas: 0 };
+  }
+
+  private state(a: Answer): void {
+    this.answers.set(a.id, a);
+  }
+
+  /** Takes a text so far from an ack when it holds more pieces than the client has. */
+  private extend(id: string, text: string, deltas: number): void {
+    const b = this.built.get(id);
+    if (!b || deltas > b.deltas) this.built.set(id, { text, deltas });
+    this.drain(id);
+  }
+
+  private piece(d: TutorDelta): void {
+    const b = this.built.get(d.answerId) ?? { text: "", deltas: 0 };
+    if (d.seq <= b.deltas) {
+      this.duplicates += 1;
+      return;
+    }
+    if (d.seq > b.deltas + 1) {
+      const held = this.early.get(d.answerId) ?? new Map<number, TutorDelta>();
+      held.set(d.seq, d);
+      this.early.set(d.answerId, held);
+      return;
+    }
+    this.built.set(d.answerId, { text: b.text + d.text, deltas: d.seq });
+    this.drain(d.answerId);
+  }
+
+  private drain(id: string): void {
+    const held = this.early.get(id);
+    const b = this.built.get(id);
+    if (!held || !b) return;
+    for (const seq of [...held.keys()]) if (seq <= b.deltas) held.delete(seq);
+    const next = held.get(b.deltas + 1);
+    if (next) {
+      held.delete(next.seq);
+      this.piece(next);
+    }
+  }
+}
+
+/** The data of an ok ack; a refused one throws with its code (for calls a test expects to succeed). */
+export function ackData<T>(reply: Ack<T>): T {
+  if (!reply.ok) throw new Error(`${reply.error.code}: ${reply.error.message}`);
+  return reply.data;
+}
+
+/** The answer once it has ended (neither queued nor streaming), else undefined: for `waitFor`. */
+export function finishedAnswer(view: AnswerView, id: string): Answer | undefined {
+  const a = view.get(id);
+  return a && a.status !== "queued" && a.status !== "streaming" ? a : undefined;
 }

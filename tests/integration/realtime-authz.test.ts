@@ -1,7 +1,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { answers } from "../../db/schema.ts";
 import type { Ack, ClientToServerEvents } from "../../shared/realtime.ts";
 import type { AccessToken } from "../../shared/schemas/auth.ts";
 import type { ChatMessage, Room } from "../../shared/schemas/rooms.ts";
+import { testConfig } from "../helpers/config.ts";
 import { registerUser, type TestUser } from "../helpers/factories.ts";
 import { startServer, type TestServer } from "../helpers/server.ts";
 import { type ClientSocket, connect, request } from "../helpers/sockets.ts";
@@ -44,6 +46,11 @@ const MATRIX: Record<keyof ClientToServerEvents, Expect> = {
   "mod:lock": MANAGERS,
   "mod:end": MANAGERS,
   "mod:reopen": MANAGERS,
+  "tutor:ask": WRITERS,
+  "tutor:get": READERS,
+  // cancelling someone else's question (the author's): only managers
+  "tutor:cancel": MANAGERS,
+  "tutor:review": MANAGERS,
 };
 const CALLERS: Caller[] = ["owner", "moderator", "member", "observer", "stranger"];
 
@@ -95,13 +102,48 @@ async function payloadFor(event: keyof ClientToServerEvents): Promise<object> {
       return { roomId, userId: (await target()).me.user.id, ban: false };
     case "mod:lock":
       return { roomId, locked: false };
+    case "tutor:ask":
+      return { roomId, question: "What is a list?" };
+    case "tutor:get":
+    case "tutor:cancel": {
+      // Answers stream slowly on this server, and the first keeps the lease: this one stays queued.
+      const a = await s.deps.tutor.ask(
+        roomId,
+        { id: users.author.me.user.id, displayName: "Author" },
+        {
+          roomId,
+          question: "How do loops work?",
+          level: "beginner",
+        },
+      );
+      return { roomId, answerId: a.id };
+    }
+    case "tutor:review": {
+      const [row] = await s.deps.dbh.db
+        .insert(answers)
+        .values({
+          roomId,
+          askerId: users.author.me.user.id,
+          question: "held?",
+          status: "held",
+          review: true,
+          text: "a held answer",
+          kind: "concept",
+          language: "en",
+          finishedAt: new Date(),
+        })
+        .returning();
+      return { roomId, answerId: row?.id, approve: true };
+    }
     default:
       return { roomId };
   }
 }
 
 beforeAll(async () => {
-  s = await startServer();
+  // The offline tutor pauses between words: questions asked here stay queued or streaming while tested.
+  s = await startServer({ tutor: { ...testConfig().tutor, offlineDelayMs: 100 } });
+  await s.deps.settings.update({ tutorQuestionsPerMinute: 600 });
   users.owner = await registerUser(s.url, "Owner");
   const created = await users.owner.client.post<Room>("/api/v1/rooms", { name: "Matrix", topic: "", language: "en" });
   room = created.body;
@@ -120,6 +162,11 @@ afterEach(async () => {
   await s.deps.rooms.setEnded(room.id, users.owner.me.user.id, false);
   await s.deps.rooms.setChatLocked(room.id, users.owner.me.user.id, false);
   for (const c of extra.splice(0)) c.close();
+  for (const a of await s.deps.tutor.live(room.id, true)) {
+    // (one may end on its own meanwhile: `conflict`)
+    if (a.status === "queued" || a.status === "streaming")
+      await s.deps.tutor.cancel(room.id, users.owner.me.user.id, a.id).catch(() => {});
+  }
 });
 afterAll(async () => {
   for (const c of Object.values(sockets)) c.close();

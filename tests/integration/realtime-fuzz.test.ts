@@ -17,6 +17,9 @@ import {
   RoomLeavePayload,
   RoomOnlyPayload,
   SOCKET_MAX_PAYLOAD,
+  TutorAnswerPayload,
+  TutorAskPayload,
+  TutorReviewPayload,
   TypingPayload,
 } from "../../shared/realtime.ts";
 import type { AccessToken } from "../../shared/schemas/auth.ts";
@@ -50,6 +53,10 @@ const CLIENT_EVENTS = [
   "mod:lock",
   "mod:end",
   "mod:reopen",
+  "tutor:ask",
+  "tutor:cancel",
+  "tutor:get",
+  "tutor:review",
 ] as const satisfies readonly ClientEvent[];
 type Unfuzzed = Exclude<ClientEvent, (typeof CLIENT_EVENTS)[number]>;
 /** Does not compile while an event of `ClientToServerEvents` is missing from `CLIENT_EVENTS`. */
@@ -70,6 +77,10 @@ const SCHEMAS = {
   "mod:lock": LockPayload,
   "mod:end": RoomOnlyPayload,
   "mod:reopen": RoomOnlyPayload,
+  "tutor:ask": TutorAskPayload,
+  "tutor:cancel": TutorAnswerPayload,
+  "tutor:get": TutorAnswerPayload,
+  "tutor:review": TutorReviewPayload,
 } satisfies Record<ClientEvent, z.ZodObject>;
 
 const RUNS = 200;
@@ -384,6 +395,10 @@ const VALID_FIELDS: Partial<Record<ClientEvent, Record<string, fc.Arbitrary<unkn
   "mod:mute": { userId: fc.uuid(), muted: fc.boolean() },
   "mod:remove": { userId: fc.uuid(), ban: fc.boolean() },
   "mod:lock": { locked: fc.boolean() },
+  "tutor:ask": { question: bodyArb, level: fc.constantFrom("beginner", "intermediate", "advanced") },
+  "tutor:cancel": { answerId: fc.uuid() },
+  "tutor:get": { answerId: fc.uuid() },
+  "tutor:review": { answerId: fc.uuid(), approve: fc.boolean() },
 };
 
 const validArb = (event: ClientEvent) =>
@@ -436,8 +451,13 @@ function expectAnswer(event: ClientEvent, payload: unknown, reply: Ack<unknown>)
   if (roomId === roomA.id) {
     // In their own room a member may edit, delete, type and raise a hand, when the target exists; moderation
     // is refused (the attacker is a plain member).
-    if (event.startsWith("mod:")) expect(reply).toMatchObject({ ok: false, error: { code: "forbidden" } });
-    else if (!reply.ok) expect(["not_found", "forbidden"]).toContain(reply.error.code);
+    if (event.startsWith("mod:") || event === "tutor:review")
+      expect(reply).toMatchObject({ ok: false, error: { code: "forbidden" } });
+    // questions beyond the per-minute limit are refused until the minute ends
+    else if (!reply.ok)
+      expect(["not_found", "forbidden", ...(event === "tutor:ask" ? ["rate_limited"] : [])]).toContain(
+        reply.error.code,
+      );
     return;
   }
   expect(reply).toMatchObject({ ok: false, error: { message: expect.any(String) } });

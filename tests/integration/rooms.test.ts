@@ -329,12 +329,14 @@ describe("admin settings: learnersCreateRooms", () => {
       403,
       "forbidden",
     );
-    expect((await admin.client.get<AppSettings>("/api/v1/admin/settings")).body).toEqual({ learnersCreateRooms: true });
+    expect((await admin.client.get<AppSettings>("/api/v1/admin/settings")).body).toMatchObject({
+      learnersCreateRooms: true,
+    });
 
     const off = await admin.client.patch<AppSettings>("/api/v1/admin/settings", { learnersCreateRooms: false });
     expect(off.status).toBe(200);
-    expect(off.body).toEqual({ learnersCreateRooms: false });
-    expect((await admin.client.get<AppSettings>("/api/v1/admin/settings")).body).toEqual({
+    expect(off.body).toMatchObject({ learnersCreateRooms: false });
+    expect((await admin.client.get<AppSettings>("/api/v1/admin/settings")).body).toMatchObject({
       learnersCreateRooms: false,
     });
     try {
@@ -346,7 +348,7 @@ describe("admin settings: learnersCreateRooms", () => {
       expect((await join(l.client, room.inviteCode as string)).myRole).toBe("member");
     } finally {
       const on = await admin.client.patch<AppSettings>("/api/v1/admin/settings", { learnersCreateRooms: true });
-      expect(on.body).toEqual({ learnersCreateRooms: true });
+      expect(on.body).toMatchObject({ learnersCreateRooms: true });
     }
     expect((await l.client.post("/api/v1/rooms", { name: "Mine" })).status).toBe(201);
 

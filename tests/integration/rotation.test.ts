@@ -72,6 +72,14 @@ describe("key rotation", () => {
     const secrets = { ...base.secrets, encryptionKeys: formatKeyList([k1]) };
     const s = await startServer({ dataDir, databaseUrl: undefined, secrets });
     const u = await registerUser(s.url);
+    // The first account is an admin: it stores the tutor's API key, encrypted with the same keys.
+    const put = await u.client.put("/api/v1/admin/tutor/model", {
+      provider: "openai",
+      baseUrl: "http://127.0.0.1:9/v1",
+      model: "m",
+      apiKey: "sk-rotate-me",
+    });
+    expect(put.status).toBe(200);
     await s.close();
 
     const rotated = { ...secrets, encryptionKeys: formatKeyList([k1, k2]) };
@@ -81,9 +89,9 @@ describe("key rotation", () => {
       expect(await rotateKeys(config, log, dbh.db)).toMatchObject({
         generatedKey: false,
         activeKeyId: "new",
-        reencrypted: 1,
+        reencrypted: 2,
       });
-      expect(await rotateKeys(config, log, dbh.db)).toMatchObject({ reencrypted: 0, checked: 1 });
+      expect(await rotateKeys(config, log, dbh.db)).toMatchObject({ reencrypted: 0, checked: 2 });
     } finally {
       await dbh.close();
     }
@@ -94,6 +102,9 @@ describe("key rotation", () => {
       const c = new Client(again.url);
       expect((await c.post("/api/v1/auth/login", { email: u.email, password: PASSWORD })).status).toBe(200);
       expect((await c.get<Me>("/api/v1/auth/me")).body.user.email).toBe(u.email);
+      // and the API key still decrypts
+      const { provider } = await again.deps.tutorModels.resolve();
+      expect(provider.name).toBe("openai");
     } finally {
       await again.close();
     }

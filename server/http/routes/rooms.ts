@@ -7,12 +7,14 @@ import {
   MemberList,
   MemberPatch,
   MemberRemoveQuery,
+  PersonalRoomBody,
   Room,
   RoomCreate,
   RoomList,
   RoomMemberParams,
   RoomUpdate,
 } from "../../../shared/schemas/rooms.ts";
+import { AnswerListQuery, AnswerPage } from "../../../shared/schemas/tutor.ts";
 import type { Deps } from "../../deps.ts";
 import { AppError } from "../../errors.ts";
 import { type AppContext, type AppEnv, auditContext, requireAuth } from "../context.ts";
@@ -24,7 +26,7 @@ const tags = ["rooms"];
  * Rooms: create, list mine, read, update, archive, rotate the invite code, join by code, manage members, read
  * the chat history. The permission only opens the door; the room role (checked by RoomService) decides.
  */
-export function roomRoutes(app: OpenAPIHono<AppEnv>, { rooms, chat, audit }: Deps): void {
+export function roomRoutes(app: OpenAPIHono<AppEnv>, { rooms, chat, tutor, audit }: Deps): void {
   /** Audits a refused moderation action (the domain threw an AppError), then rethrows. */
   async function moderation<T>(
     c: AppContext,
@@ -67,6 +69,33 @@ export function roomRoutes(app: OpenAPIHono<AppEnv>, { rooms, chat, audit }: Dep
       targetType: "room",
       targetId: room.id,
       details: { name: room.name },
+    });
+    return c.json(room, 201);
+  });
+
+  const personal = createRoute({
+    method: "post",
+    path: "/api/v1/rooms/personal",
+    tags,
+    summary: "My personal room, where I work alone with the tutor (created on first call; nobody else joins it)",
+    ...access("rooms:use", audit),
+    request: { body: jsonBody(PersonalRoomBody) },
+    responses: {
+      200: json(Room, "My personal room"),
+      201: json(Room, "My personal room, just created"),
+      ...problems("unauthenticated", "forbidden"),
+    },
+  });
+  app.openapi(personal, async (c) => {
+    const auth = requireAuth(c);
+    const { room, created } = await rooms.personal(auth.user, c.req.valid("json").language);
+    if (!created) return c.json(room, 200);
+    await audit.append(auditContext(c), {
+      action: "room.create",
+      outcome: "success",
+      targetType: "room",
+      targetId: room.id,
+      details: { name: room.name, personal: true },
     });
     return c.json(room, 201);
   });
@@ -268,5 +297,24 @@ export function roomRoutes(app: OpenAPIHono<AppEnv>, { rooms, chat, audit }: Dep
     const auth = requireAuth(c);
     const { before, limit } = c.req.valid("query");
     return c.json(await chat.history(c.req.valid("param").id, auth.user.id, before, limit), 200);
+  });
+
+  const answerList = createRoute({
+    method: "get",
+    path: "/api/v1/rooms/{id}/answers",
+    tags,
+    summary:
+      "A page of the tutor's answers in the room, newest first (cursor `before`); held and rejected answers show their text to owners and moderators only",
+    ...access("rooms:use", audit),
+    request: { params: IdParam, query: AnswerListQuery },
+    responses: {
+      200: json(AnswerPage, "A page of answers"),
+      ...problems("unauthenticated", "forbidden", "not_found"),
+    },
+  });
+  app.openapi(answerList, async (c) => {
+    const auth = requireAuth(c);
+    const { before, limit } = c.req.valid("query");
+    return c.json(await tutor.history(c.req.valid("param").id, auth.user.id, before, limit), 200);
   });
 }

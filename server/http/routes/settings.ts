@@ -6,7 +6,7 @@ import { access, json, jsonBody, problems } from "../openapi.ts";
 
 const tags = ["admin"];
 
-/** Admin: product settings changed at runtime (today: whether learners may create rooms). */
+/** Admin: product settings changed at runtime (whether learners may create rooms, the tutor's limits). */
 export function settingsRoutes(app: OpenAPIHono<AppEnv>, { settings, audit }: Deps): void {
   const read = createRoute({
     method: "get",

@@ -17,6 +17,7 @@ const errors: ErrorMessages = {
   "error.banned": "You are banned from this room.",
   "error.chat_locked": "The chat is locked by a moderator.",
   "error.room_closed": "This session has ended: the room is read-only.",
+  "error.tutor_off": "The tutor is off in this room.",
   "error.not_found": "We could not find what you asked for.",
   "error.conflict": "This conflicts with existing data (is this email already registered?).",
   "error.last_admin": "The last administrator cannot be demoted or disabled.",

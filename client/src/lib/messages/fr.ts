@@ -13,6 +13,7 @@ export const fr: Messages = {
   "error.banned": "Vous êtes banni de ce salon.",
   "error.chat_locked": "Le chat est verrouillé par un modérateur.",
   "error.room_closed": "Cette séance est terminée : le salon est en lecture seule.",
+  "error.tutor_off": "Le tuteur est désactivé dans ce salon.",
   "error.not_found": "Nous n’avons pas trouvé ce que vous cherchez.",
   "error.conflict": "Cela entre en conflit avec des données existantes (cette adresse est-elle déjà inscrite ?).",
   "error.last_admin": "Le dernier administrateur ne peut être ni rétrogradé ni désactivé.",
