@@ -21,6 +21,8 @@ export class LightSocket {
   private nextId = 0;
   private readonly acks = new Map<number, (reply: AckReply) => void>();
   private chat: ((body: string) => void) | undefined;
+  /** `onEvent` handlers: the raw packet of each event whose packet starts with `prefix` */
+  private readonly raw: { prefix: Buffer; fn: (packet: Buffer) => void }[] = [];
   private open = true;
 
   private constructor(private readonly ws: WebSocket) {
@@ -75,6 +77,14 @@ export class LightSocket {
     this.chat = fn;
   }
 
+  /**
+   * Called with the raw packet (`42["<event>",...]`, undecoded) of every `event` that is not a `chat:message`;
+   * the caller reads what it needs from the bytes (bench/tutor.ts reads the stamp of each `tutor:delta`).
+   */
+  onEvent(event: string, fn: (packet: Buffer) => void): void {
+    this.raw.push({ prefix: Buffer.from(`42[${JSON.stringify(event)},`), fn });
+  }
+
   /** Sends an event and resolves with its ack, or with `{ ok: false, error: timeout }` after `timeoutMs`. */
   request(event: string, payload: unknown, timeoutMs = 30_000): Promise<AckReply> {
     const id = this.nextId++;
@@ -93,6 +103,7 @@ export class LightSocket {
 
   close(): void {
     this.chat = undefined;
+    this.raw.length = 0;
     this.ws.close();
   }
 
@@ -105,7 +116,9 @@ export class LightSocket {
           const from = start + BODY.length;
           const to = data.indexOf(QUOTE, from);
           this.chat(data.toString("latin1", from, to));
+          return;
         }
+        for (const h of this.raw) if (data.subarray(0, h.prefix.length).equals(h.prefix)) h.fn(data);
         return;
       }
       if (data[1] === 0x33 /* 3: ack */) {

@@ -3,7 +3,9 @@
  * environment: BENCH_SERVER=bare (a bare Hono app, the HTTP baseline), bare-io (a bare Socket.IO server, the
  * realtime baseline) or doctorpy (the real composition with BENCH_LOG_LEVEL). DoctorPy uses in-memory PGlite,
  * or BENCH_DATABASE_URL (PostgreSQL); both realtime servers use the Redis adapter when BENCH_REDIS_URL is set;
- * BENCH_SECRETS (JSON of `Config["secrets"]`) lets several DoctorPy nodes share their keys.
+ * BENCH_SECRETS (JSON of `Config["secrets"]`) lets several DoctorPy nodes share their keys. BENCH_LLM_BASE_URL
+ * (with BENCH_LLM_MODEL) is the tutor's model: DoctorPy's `tutor.llm`, and the bare Socket.IO server then answers
+ * `tutor:ask` too (bench/lib/bare-tutor.ts).
  *
  * It listens on 127.0.0.1 port 0 and reports `{ type: "ready", url }` over IPC; it stops on `{ type: "stop" }`,
  * when the parent goes away, or after BENCH_CHILD_TTL_MS at the latest. `{ type: "usage" }` asks for the CPU time
@@ -29,6 +31,7 @@ import { createLogger } from "../../server/log.ts";
 import { type RunningServer, startServer } from "../../server/server.ts";
 import { SOCKET_MAX_PAYLOAD, SOCKET_PATH } from "../../shared/realtime.ts";
 import { testConfig } from "../../tests/helpers/config.ts";
+import { attachBareTutor, type BareLlm } from "./bare-tutor.ts";
 
 /** `process.memoryUsage()` after a forced GC (`gcForced` false when the child lacks `--expose-gc`). */
 export interface MemoryReport {
@@ -108,6 +111,8 @@ async function startBareIo(redisUrl: string | undefined): Promise<Running> {
     await Promise.all([pub.connect(), sub.connect()]);
     io.adapter(createAdapter(pub, sub, { requestsTimeout: 3000 }));
   }
+  const llm = benchLlm();
+  if (llm) attachBareTutor(io, llm);
   let seq = 0;
   type AckFn = (reply: { ok: true; data: unknown }) => void;
   io.on("connection", (socket) => {
@@ -208,9 +213,15 @@ async function createFixtures(running: RunningServer, n: number, roomSize: numbe
   return { users: out, rooms, ms: performance.now() - started };
 }
 
+/** The tutor's model of bench/tutor.ts (BENCH_LLM_BASE_URL, BENCH_LLM_MODEL), if any. */
+function benchLlm(): BareLlm | undefined {
+  const baseUrl = process.env.BENCH_LLM_BASE_URL;
+  return baseUrl ? { baseUrl, model: process.env.BENCH_LLM_MODEL || "bench-model" } : undefined;
+}
+
 async function startDoctorPy(logLevel: Config["logLevel"]): Promise<Running> {
   const secrets = process.env.BENCH_SECRETS ? (JSON.parse(process.env.BENCH_SECRETS) as Config["secrets"]) : undefined;
-  const config = testConfig({
+  const base = testConfig({
     host: HOST,
     port: 0,
     dataDir: "memory",
@@ -229,6 +240,8 @@ async function startDoctorPy(logLevel: Config["logLevel"]): Promise<Running> {
       lockoutSec: 900,
     },
   });
+  const llm = benchLlm();
+  const config: Config = llm ? { ...base, tutor: { ...base.tutor, llm } } : base;
   // Same logger as server/main.ts: pino to stdout, which the parent points at /dev/null.
   const running = await startServer(config, createLogger(config.logLevel));
   if (process.env.BENCH_TRACE === "1") traceDoctorPy(running);
