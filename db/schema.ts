@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import {
   bigserial,
   boolean,
+  customType,
   index,
   integer,
   jsonb,
@@ -13,6 +14,12 @@ import {
   uniqueIndex,
   uuid,
 } from "drizzle-orm/pg-core";
+
+/** Binary columns: `pg` hands back a Buffer, PGlite a Uint8Array; both are Uint8Arrays to us. */
+const bytea = customType<{ data: Uint8Array; driverData: Uint8Array }>({
+  dataType: () => "bytea",
+  fromDriver: (value) => new Uint8Array(value.buffer, value.byteOffset, value.byteLength),
+});
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
 
@@ -273,4 +280,58 @@ export const embeddings = pgTable(
     createdAt: ts("created_at").notNull().defaultNow(),
   },
   (t) => [primaryKey({ columns: [t.model, t.hash] })],
+);
+
+/** A room's shared notebook (one per room; a personal room's is the learner's own). */
+export const notebooks = pgTable("notebooks", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  roomId: uuid("room_id")
+    .notNull()
+    .unique()
+    .references(() => rooms.id, { onDelete: "cascade" }),
+  /** read-only for everyone but owners and moderators */
+  locked: boolean("locked").notNull().default(false),
+  createdAt: ts("created_at").notNull().defaultNow(),
+});
+
+/**
+ * The append log: every Yjs update the server accepted, as the client sent it. Compaction merges a prefix into
+ * `notebook_states` and deletes exactly the rows it merged.
+ */
+export const notebookUpdates = pgTable(
+  "notebook_updates",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    notebookId: uuid("notebook_id")
+      .notNull()
+      .references(() => notebooks.id, { onDelete: "cascade" }),
+    data: bytea("data").notNull(),
+    createdAt: ts("created_at").notNull().defaultNow(),
+  },
+  (t) => [index("notebook_updates_notebook_idx").on(t.notebookId, t.id)],
+);
+
+/** The compacted document: every update merged so far, as one Yjs update. */
+export const notebookStates = pgTable("notebook_states", {
+  notebookId: uuid("notebook_id")
+    .primaryKey()
+    .references(() => notebooks.id, { onDelete: "cascade" }),
+  state: bytea("state").notNull(),
+  updatedAt: ts("updated_at").notNull().defaultNow(),
+});
+
+/** Named versions saved by a teacher; restoring one is a new edit of the live document. */
+export const notebookVersions = pgTable(
+  "notebook_versions",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    notebookId: uuid("notebook_id")
+      .notNull()
+      .references(() => notebooks.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    state: bytea("state").notNull(),
+    createdBy: uuid("created_by").references(() => users.id, { onDelete: "set null" }),
+    createdAt: ts("created_at").notNull().defaultNow(),
+  },
+  (t) => [index("notebook_versions_notebook_idx").on(t.notebookId, t.createdAt)],
 );

@@ -57,6 +57,7 @@ const Env = z.object({
   TUTOR_MAX_PROMPT_TOKENS: z.coerce.number().int().min(256).max(200_000).default(3000),
   TUTOR_OFFLINE_DELAY_MS: z.coerce.number().int().min(0).max(1000).default(20),
   TUTOR_CACHE_TTL: seconds.max(30 * 24 * 3600).default(24 * 3600),
+  NOTEBOOK_IDLE_MS: z.coerce.number().int().min(0).max(3_600_000).default(10_000),
 });
 
 export interface RateLimitConfig {
@@ -104,6 +105,8 @@ export interface Config {
   rateLimits: RateLimitConfig;
   logLevel: "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
   clientDir: string;
+  /** how long a notebook stays in memory after its last connection closed, in ms */
+  notebookIdleMs: number;
   tutor: TutorConfig;
 }
 
@@ -165,6 +168,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     },
     logLevel: e.LOG_LEVEL,
     clientDir: e.CLIENT_DIR,
+    notebookIdleMs: e.NOTEBOOK_IDLE_MS,
     tutor: {
       llm: e.LLM_BASE_URL
         ? { baseUrl: e.LLM_BASE_URL, apiKey: e.LLM_API_KEY, model: e.LLM_MODEL as string }

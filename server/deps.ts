@@ -9,6 +9,10 @@ import { SessionService } from "./auth/sessions.ts";
 import { TokenService } from "./auth/tokens.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
+import { NotebookHub } from "./notebooks/hub.ts";
+import { NotebookService } from "./notebooks/notebook-service.ts";
+import { localRelay, redisRelay } from "./notebooks/relay.ts";
+import { NotebookStore } from "./notebooks/store.ts";
 import { createLimiters, type Limiters } from "./ratelimit/limiters.ts";
 import { closeRedis } from "./redis-close.ts";
 import { ChatService } from "./rooms/chat.ts";
@@ -51,6 +55,8 @@ export interface Deps {
   /** the tutor's model settings (environment or admin) */
   tutorModels: TutorModels;
   experiments: ExperimentService;
+  /** the rooms' shared notebooks: store, the documents open on this node, HTTP operations */
+  notebooks: NotebookService;
   /** closes the database and Redis */
   close(): Promise<void>;
 }
@@ -115,6 +121,15 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
         : undefined,
     ),
   });
+  const notebookStore = new NotebookStore(db);
+  const notebooks = new NotebookService(
+    notebookStore,
+    new NotebookHub(notebookStore, redis ? redisRelay(redis, log) : localRelay(), log, {
+      idleMs: config.notebookIdleMs,
+    }),
+    rooms,
+    bus,
+  );
   return {
     config,
     log,
@@ -136,7 +151,10 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
     tutor,
     tutorModels,
     experiments,
+    notebooks,
     async close() {
+      // Every accepted notebook update is stored before the database closes.
+      await notebooks.hub.close();
       await bus.close();
       await closeRedis(redis);
       await dbh.close();

@@ -2,10 +2,12 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import { ERROR_CODES, ERROR_TITLES } from "../shared/errors.ts";
+import { SOCKET_PATH } from "../shared/realtime.ts";
 import type { Config } from "./config.ts";
 import { createDeps, type Deps } from "./deps.ts";
 import { createApp } from "./http/app.ts";
 import type { Logger } from "./log.ts";
+import { attachCollab, type Collab } from "./notebooks/collab-server.ts";
 import { attachRealtime, type Realtime } from "./realtime/io.ts";
 
 export interface RunningServer {
@@ -14,6 +16,8 @@ export interface RunningServer {
   deps: Deps;
   server: Server;
   realtime: Realtime;
+  /** the notebooks' WebSocket endpoint */
+  collab: Collab;
   /**
    * Tells realtime clients to reconnect elsewhere and drops them, stops accepting, lets in-flight requests
    * finish (up to `graceMs`), then closes the database.
@@ -47,6 +51,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   server.requestTimeout = 30_000;
   server.headersTimeout = 15_000;
   const realtime = await attachRealtime(server, deps);
+  const collab = attachCollab(server, deps, SOCKET_PATH);
   const { port } = server.address() as AddressInfo;
   const host = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
   let closing: Promise<void> | undefined;
@@ -56,8 +61,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     deps,
     server,
     realtime,
+    collab,
     close(graceMs = 10_000) {
       closing ??= (async () => {
+        await collab.close();
         await realtime.close();
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();

@@ -5,6 +5,7 @@ export * from "./schemas/admin.ts";
 export * from "./schemas/auth.ts";
 export * from "./schemas/common.ts";
 export * from "./schemas/course.ts";
+export * from "./schemas/notebooks.ts";
 export * from "./schemas/rooms.ts";
 export * from "./schemas/system.ts";
 export * from "./schemas/tutor.ts";

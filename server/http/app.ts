@@ -1,5 +1,6 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
+import { IPYNB_MAX_BYTES } from "../../shared/notebook/ipynb.ts";
 import type { Deps } from "../deps.ts";
 import { AppError, invalid } from "../errors.ts";
 import type { AppEnv } from "./context.ts";
@@ -12,6 +13,7 @@ import { adminRoutes } from "./routes/admin.ts";
 import { authRoutes } from "./routes/auth.ts";
 import { clientRoutes } from "./routes/client.ts";
 import { lessonRoutes } from "./routes/lessons.ts";
+import { notebookRoutes } from "./routes/notebooks.ts";
 import { roomRoutes } from "./routes/rooms.ts";
 import { sessionRoutes } from "./routes/sessions.ts";
 import { settingsRoutes } from "./routes/settings.ts";
@@ -38,16 +40,23 @@ export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
   app.use("*", requestContext(log, config.trustProxy));
   app.use("*", securityHeaders(production));
   app.use("/api/*", corsPolicy(config.corsOrigins));
-  const limitBody = bodyLimit({
-    maxSize: config.bodyLimit,
-    onError: () => {
-      // node-server cannot drain an opened body: close the connection rather than reuse a broken one.
-      const err = new AppError("payload_too_large", `The body must be at most ${config.bodyLimit} bytes`);
-      throw Object.assign(err, { headers: { Connection: "close" } });
-    },
-  });
+  const limit = (maxSize: number) =>
+    bodyLimit({
+      maxSize,
+      onError: () => {
+        // node-server cannot drain an opened body: close the connection rather than reuse a broken one.
+        const err = new AppError("payload_too_large", `The body must be at most ${maxSize} bytes`);
+        throw Object.assign(err, { headers: { Connection: "close" } });
+      },
+    });
+  const limitBody = limit(config.bodyLimit);
+  // A notebook file is the one body allowed to be larger.
+  const limitNotebook = limit(IPYNB_MAX_BYTES);
   // GET and HEAD handlers never read a body; skipping the check keeps them on node-server's fast path.
-  app.use("*", (c, next) => (c.req.method === "GET" || c.req.method === "HEAD" ? next() : limitBody(c, next)));
+  app.use("*", (c, next) => {
+    if (c.req.method === "GET" || c.req.method === "HEAD") return next();
+    return (c.req.path.endsWith("/notebook/ipynb") ? limitNotebook : limitBody)(c, next);
+  });
   app.use("/api/*", rateLimit(deps.limiters.ip, "ip", log));
   app.use("/api/*", resolveAuth(deps.sessions, deps.tokens, production));
   app.use("/api/*", csrfProtection(config.corsOrigins));
@@ -61,6 +70,7 @@ export function createApp(deps: Deps): OpenAPIHono<AppEnv> {
   roomRoutes(app, deps);
   lessonRoutes(app, deps);
   tutorRoutes(app, deps);
+  notebookRoutes(app, deps);
   clientRoutes(app, config.clientDir);
 
   app.notFound((c) => problemResponse(c, new AppError("not_found", "No such route"), log, c.get("meta")?.requestId));

@@ -8,6 +8,8 @@ import { requirePermission } from "./middleware/auth.ts";
 
 /** The OpenAPI extension naming the permission a route needs (`public` for open routes). */
 export const PERMISSION_EXTENSION = "x-permission";
+/** The OpenAPI extension giving a route's body limit in bytes where it is not the server's default. */
+export const BODY_LIMIT_EXTENSION = "x-body-limit";
 
 const problem = (description: string) => ({
   description,

@@ -25,10 +25,46 @@ export function originAllowed(req: IncomingMessage, allowed: Set<string>): boole
   }
 }
 
+/** Who a request (a Socket.IO handshake, a WebSocket upgrade) comes from, or the code it is refused with. */
+export type Identity = { ok: true; data: SocketData } | { ok: false; code: HandshakeError; message: string };
+
 /**
- * Socket.IO middleware: the caller is whoever `auth.token` (an access token) or the session cookie says, and
- * their session must be alive. The result is kept in `socket.data`.
+ * The caller is whoever `token` (an access token) or the session cookie says, and their session must be alive.
+ * A cookie is only accepted from our own origin (or an allow-listed one).
  */
+export async function identify(
+  sessions: SessionService,
+  tokens: TokenService,
+  cookieName: string,
+  allowed: Set<string>,
+  req: IncomingMessage,
+  token: unknown,
+): Promise<Identity> {
+  let found: Awaited<ReturnType<SessionService["validateId"]>> = null;
+  if (typeof token === "string" && token.length > 0) {
+    const claims = await tokens.verify(token);
+    found = claims && (await sessions.validateId(claims.sessionId));
+    if (!found || found.user.id !== claims?.userId)
+      return { ok: false, code: "session_expired", message: "invalid or expired token" };
+  } else {
+    const cookie = parse(req.headers.cookie ?? "", cookieName)[cookieName];
+    if (!cookie) return { ok: false, code: "unauthenticated", message: "authentication required" };
+    if (!originAllowed(req, allowed)) return { ok: false, code: "csrf", message: "cross-site handshake refused" };
+    found = await sessions.validateToken(cookie);
+    if (!found) return { ok: false, code: "session_expired", message: "session expired" };
+  }
+  return {
+    ok: true,
+    data: {
+      userId: found.user.id,
+      displayName: found.user.displayName,
+      role: found.user.role,
+      sessionId: found.session.id,
+    },
+  };
+}
+
+/** Socket.IO middleware: `identify` with `auth.token` or the cookie; the result is kept in `socket.data`. */
 export function authenticateSocket(
   sessions: SessionService,
   tokens: TokenService,
@@ -39,26 +75,9 @@ export function authenticateSocket(
   return async (socket: IoSocket, next: (err?: Error) => void): Promise<void> => {
     try {
       const token = (socket.handshake.auth as { token?: unknown } | undefined)?.token;
-      let found: Awaited<ReturnType<SessionService["validateId"]>> = null;
-      if (typeof token === "string" && token.length > 0) {
-        const claims = await tokens.verify(token);
-        found = claims && (await sessions.validateId(claims.sessionId));
-        if (!found || found.user.id !== claims?.userId)
-          return next(refused("session_expired", "invalid or expired token"));
-      } else {
-        const cookie = parse(socket.request.headers.cookie ?? "", cookieName)[cookieName];
-        if (!cookie) return next(refused("unauthenticated", "authentication required"));
-        if (!originAllowed(socket.request, allowed)) return next(refused("csrf", "cross-site handshake refused"));
-        found = await sessions.validateToken(cookie);
-        if (!found) return next(refused("session_expired", "session expired"));
-      }
-      const data: SocketData = {
-        userId: found.user.id,
-        displayName: found.user.displayName,
-        role: found.user.role,
-        sessionId: found.session.id,
-      };
-      socket.data = data;
+      const who = await identify(sessions, tokens, cookieName, allowed, socket.request, token);
+      if (!who.ok) return next(refused(who.code, who.message));
+      socket.data = who.data;
       next();
     } catch (err) {
       next(err instanceof Error ? err : new Error(String(err)));

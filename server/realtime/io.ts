@@ -31,6 +31,8 @@ export async function attachRealtime(server: HttpServer, deps: Deps): Promise<Re
   const io: IoServer = new Server(server, {
     path: SOCKET_PATH,
     serveClient: false,
+    // The notebooks' endpoint (/collab/) upgrades on the same server, after an asynchronous authentication.
+    destroyUpgrade: false,
     maxHttpBufferSize: SOCKET_MAX_PAYLOAD,
     cors: { origin: [...allowed], credentials: true },
     // Refuse cross-site handshakes before any work (the auth middleware checks again with the cookie in hand).

@@ -34,6 +34,7 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     },
     logLevel: (process.env.TEST_LOG_LEVEL as Config["logLevel"] | undefined) ?? "silent",
     clientDir: "./client/dist",
+    notebookIdleMs: 2000,
     tutor: {
       llm: undefined,
       idleTimeoutMs: 5000,

@@ -20,19 +20,17 @@ export interface TestRedis {
   port: number;
   process: ChildProcess;
   stop(): Promise<void>;
+  /** stops the server and starts an empty one on the same port (what a crash and a restart look like) */
+  restart(): Promise<void>;
 }
 
-/** A private `redis-server` on a free port that keeps nothing on disk, so that runs never share state. */
-export async function startRedis(): Promise<TestRedis> {
-  const port = await freePort();
-  const proc = spawn(
-    "redis-server",
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-    {
-      stdio: "ignore",
-    },
-  );
-  const url = `redis://127.0.0.1:${port}`;
+function spawnRedis(port: number): ChildProcess {
+  return spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+    stdio: "ignore",
+  });
+}
+
+async function ready(url: string): Promise<void> {
   await waitFor(async () => {
     const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
     probe.on("error", () => {});
@@ -43,15 +41,30 @@ export async function startRedis(): Promise<TestRedis> {
       probe.disconnect();
     }
   }, 10_000);
-  return {
+}
+
+const stopProcess = (proc: ChildProcess) =>
+  new Promise<void>((resolve) => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
+    proc.once("exit", () => resolve());
+    proc.kill("SIGTERM");
+  });
+
+/** A private `redis-server` on a free port that keeps nothing on disk, so that runs never share state. */
+export async function startRedis(): Promise<TestRedis> {
+  const port = await freePort();
+  const url = `redis://127.0.0.1:${port}`;
+  const handle: TestRedis = {
     url,
     port,
-    process: proc,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (proc.exitCode !== null) return resolve();
-        proc.once("exit", () => resolve());
-        proc.kill("SIGTERM");
-      }),
+    process: spawnRedis(port),
+    stop: () => stopProcess(handle.process),
+    async restart() {
+      await stopProcess(handle.process);
+      handle.process = spawnRedis(port);
+      await ready(url);
+    },
   };
+  await ready(url);
+  return handle;
 }

@@ -1,0 +1,208 @@
+import { randomUUID } from "node:crypto";
+import type { Redis } from "ioredis";
+import type { Logger } from "../log.ts";
+
+/** `u`: a Yjs update (already in the database); `a`: an awareness update (never stored). */
+export type RelayKind = "u" | "a";
+
+export interface RelayMessage {
+  notebookId: string;
+  kind: RelayKind;
+  data: Uint8Array;
+}
+
+/** Carries a notebook's updates between the nodes that have it open. */
+export interface NotebookRelay {
+  /** Reads the notebook's stream from now on; resolves once positioned (before the caller reads the database). */
+  watch(notebookId: string): Promise<void>;
+  unwatch(notebookId: string): void;
+  publish(notebookId: string, kind: RelayKind, data: Uint8Array): void;
+  onMessage(handler: (message: RelayMessage) => void): void;
+  /** Called when messages may have been missed (Redis was unreachable): the documents are reloaded. */
+  onGap(handler: () => void): void;
+  close(): Promise<void>;
+}
+
+/** One node: nothing to carry. */
+export function localRelay(): NotebookRelay {
+  return {
+    watch: async () => {},
+    unwatch: () => {},
+    publish: () => {},
+    onMessage: () => {},
+    onGap: () => {},
+    close: async () => {},
+  };
+}
+
+const streamKey = (notebookId: string) => `dp:nb:${notebookId}`;
+/** Entries kept per stream: a node that fell further behind than this reloads from the database anyway. */
+const STREAM_MAXLEN = "1000";
+/** A stream nobody wrote to for this long is dropped by Redis (the database holds the document). */
+const STREAM_TTL_MS = 3_600_000;
+const BLOCK_MS = 1000;
+const RETRY_MS = 250;
+const PENDING_MAX = 10_000;
+
+/**
+ * Redis Streams, one per open notebook (`dp:nb:<id>`): ordered and replayable, so a node reads from where it
+ * was after a slow moment. Every node has one blocking reader over the streams of the notebooks it has open.
+ * An update that could not be published (Redis down) is retried in order until Redis takes it; a reader that
+ * lost its connection reports a gap when it is back, and the hub reloads its documents from the database, where
+ * every accepted update already is. Updates are idempotent in Yjs, so replays cost nothing but time.
+ */
+export function redisRelay(redis: Redis, log: Logger): NotebookRelay {
+  const node = randomUUID();
+  const reader = redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, lazyConnect: true });
+  reader.on("error", (err: Error) => log.debug({ err: err.message }, "notebook relay reader error"));
+  const positions = new Map<string, string>();
+  const handlers: ((m: RelayMessage) => void)[] = [];
+  const gapHandlers: (() => void)[] = [];
+  const pending: { key: string; kind: RelayKind; data: Uint8Array }[] = [];
+  let retryTimer: NodeJS.Timeout | undefined;
+  let readerId: number | undefined;
+  let closed = false;
+  let blocked = false;
+  let wake: (() => void) | undefined;
+
+  const xadd = (key: string, kind: RelayKind, data: Uint8Array) =>
+    redis
+      .multi()
+      .xadd(key, "MAXLEN", "~", STREAM_MAXLEN, "*", "n", node, "k", kind, "d", Buffer.from(data))
+      .pexpire(key, STREAM_TTL_MS)
+      .exec()
+      .then((replies) => {
+        const failed = replies?.find(([err]) => err);
+        if (!replies || failed) throw failed?.[0] ?? new Error("transaction discarded");
+      });
+
+  const flushPending = async () => {
+    retryTimer = undefined;
+    while (pending.length > 0 && !closed) {
+      const next = pending[0] as (typeof pending)[number];
+      try {
+        await xadd(next.key, next.kind, next.data);
+        pending.shift();
+      } catch {
+        retryTimer = setTimeout(() => void flushPending(), RETRY_MS);
+        return;
+      }
+    }
+  };
+
+  const interrupt = () => {
+    if (wake) wake();
+    else if (blocked && readerId !== undefined)
+      // The reader waits in XREAD over the old set of streams: unblock it so that it reads the new one too.
+      void redis.client("UNBLOCK", readerId).catch(() => {});
+  };
+
+  const loop = async () => {
+    let lost = false;
+    while (!closed) {
+      if (positions.size === 0) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        wake = undefined;
+        continue;
+      }
+      const keys = [...positions.keys()];
+      try {
+        blocked = true;
+        const reply = await reader.xreadBuffer(
+          "COUNT",
+          500,
+          "BLOCK",
+          BLOCK_MS,
+          "STREAMS",
+          ...keys.map(streamKey),
+          ...keys.map((k) => positions.get(k) as string),
+        );
+        blocked = false;
+        if (lost) {
+          lost = false;
+          for (const h of gapHandlers) h();
+        }
+        for (const [key, entries] of reply ?? []) {
+          const notebookId = key.toString().slice("dp:nb:".length);
+          for (const [id, fields] of entries) {
+            if (positions.has(notebookId)) positions.set(notebookId, id.toString());
+            const f = new Map<string, Buffer>();
+            for (let i = 0; i + 1 < fields.length; i += 2) f.set(String(fields[i]), fields[i + 1] as Buffer);
+            if (f.get("n")?.toString() === node) continue;
+            const kind = f.get("k")?.toString();
+            const data = f.get("d");
+            if ((kind !== "u" && kind !== "a") || !data || !positions.has(notebookId)) continue;
+            const message = { notebookId, kind, data: new Uint8Array(data) } as RelayMessage;
+            for (const h of handlers) h(message);
+          }
+        }
+      } catch (err) {
+        blocked = false;
+        if (closed) break;
+        lost = true;
+        log.debug({ err: (err as Error).message }, "notebook relay read failed");
+        await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+      }
+    }
+  };
+
+  const ready = (async () => {
+    await reader.connect();
+    readerId = Number(await reader.client("ID"));
+    // Every later "ready" is a reconnect: the client id changed, and whatever was written while the reader was
+    // away (a stream lost with a restarted Redis, a node that died before it could publish) is in the database.
+    reader.on("ready", () => {
+      for (const h of gapHandlers) h();
+      void reader
+        .client("ID")
+        .then((id) => {
+          readerId = Number(id);
+        })
+        .catch(() => {});
+    });
+    void loop();
+  })();
+
+  return {
+    async watch(notebookId) {
+      await ready;
+      if (positions.has(notebookId)) return;
+      let last = "0-0";
+      try {
+        const [newest] = await redis.xrevrange(streamKey(notebookId), "+", "-", "COUNT", 1);
+        if (newest) last = newest[0];
+      } catch {
+        // Redis is down: read the whole (short) stream when it is back; the database has the rest.
+      }
+      positions.set(notebookId, last);
+      interrupt();
+    },
+    unwatch(notebookId) {
+      positions.delete(notebookId);
+    },
+    publish(notebookId, kind, data) {
+      const key = streamKey(notebookId);
+      if (pending.length > 0) {
+        if (kind === "u" && pending.length < PENDING_MAX) pending.push({ key, kind, data });
+        return;
+      }
+      xadd(key, kind, data).catch(() => {
+        // Awareness is ephemeral (clients renew it); updates wait for Redis, in order.
+        if (kind !== "u") return;
+        pending.push({ key, kind, data });
+        retryTimer ??= setTimeout(() => void flushPending(), RETRY_MS);
+      });
+    },
+    onMessage: (handler) => void handlers.push(handler),
+    onGap: (handler) => void gapHandlers.push(handler),
+    async close() {
+      closed = true;
+      clearTimeout(retryTimer);
+      wake?.();
+      await ready.catch(() => {});
+      reader.disconnect();
+    },
+  };
+}
