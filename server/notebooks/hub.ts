@@ -29,6 +29,7 @@ export class LiveNotebook {
   /** updates logged by this node since the last compaction */
   logged = 0;
   unloadTimer: NodeJS.Timeout | undefined;
+  reloadTimer: NodeJS.Timeout | undefined;
 
   constructor(public row: NotebookRow) {
     // The server is not a participant.
@@ -73,8 +74,12 @@ export class NotebookHub {
       const live = this.live.get(notebookId);
       if (!live) return;
       try {
-        if (kind === "u") Y.applyUpdate(live.doc, data, REMOTE);
-        else awarenessProtocol.applyAwarenessUpdate(live.awareness, data, REMOTE);
+        if (kind === "u") {
+          Y.applyUpdate(live.doc, data, REMOTE);
+          // An update that builds on one this node never received (relayed by a node that died before it could
+          // publish everything) waits in the document unapplied: the database has what is missing.
+          if (hasGaps(live.doc)) this.reloadSoon(live);
+        } else awarenessProtocol.applyAwarenessUpdate(live.awareness, data, REMOTE);
       } catch (err) {
         this.log.warn({ err: (err as Error).message, notebookId }, "relayed notebook message refused");
       }
@@ -195,6 +200,7 @@ export class NotebookHub {
     while (idle() && this.writer.pendingBytes(live.id) > 0) await this.writer.flushed(live.id);
     if (!idle()) return;
     this.live.delete(live.id);
+    clearTimeout(live.reloadTimer);
     this.relay.unwatch(live.id);
     if (live.logged > 0) this.compact(live);
     live.awareness.destroy();
@@ -203,14 +209,29 @@ export class NotebookHub {
 
   /** Replays every open document from the database (after the relay may have missed messages). */
   async reloadAll(): Promise<void> {
-    for (const live of [...this.live.values()]) {
-      try {
-        const stored = await this.store.load(live.id);
-        for (const u of stored.updates) Y.applyUpdate(live.doc, u, REMOTE);
-      } catch (err) {
-        this.log.warn({ err: (err as Error).message, notebookId: live.id }, "notebook reload failed");
-      }
+    for (const live of [...this.live.values()]) await this.reload(live);
+  }
+
+  private async reload(live: LiveNotebook): Promise<void> {
+    try {
+      const stored = await this.store.load(live.id);
+      for (const u of stored.updates) Y.applyUpdate(live.doc, u, REMOTE);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, notebookId: live.id }, "notebook reload failed");
     }
+  }
+
+  /** Reloads a document with gaps from the database, retrying (with a growing delay) while gaps remain. */
+  private reloadSoon(live: LiveNotebook, attempt = 0): void {
+    if (live.reloadTimer || attempt > 8) return;
+    live.reloadTimer = setTimeout(
+      async () => {
+        await this.reload(live);
+        live.reloadTimer = undefined;
+        if (this.live.get(live.id) === live && hasGaps(live.doc)) this.reloadSoon(live, attempt + 1);
+      },
+      50 * 2 ** attempt,
+    );
   }
 
   /** Waits for every accepted update to be stored, then drops every document. */
@@ -218,6 +239,7 @@ export class NotebookHub {
     await this.writer.close();
     for (const live of this.live.values()) {
       clearTimeout(live.unloadTimer);
+      clearTimeout(live.reloadTimer);
       live.awareness.destroy();
       live.doc.destroy();
     }
@@ -231,6 +253,9 @@ interface AwarenessChange {
   updated: number[];
   removed: number[];
 }
+
+/** Whether the document holds updates it could not apply yet for want of the ones they build on. */
+const hasGaps = (doc: Y.Doc) => doc.store.pendingStructs !== null || doc.store.pendingDs !== null;
 
 const isPeer = (origin: unknown): origin is Peer =>
   typeof origin === "object" && origin !== null && "clientIds" in origin && "send" in origin;

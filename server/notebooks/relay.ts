@@ -43,6 +43,20 @@ const STREAM_TTL_MS = 3_600_000;
 const BLOCK_MS = 1000;
 const RETRY_MS = 250;
 const PENDING_MAX = 10_000;
+/** A command Redis has not answered within this long is treated as failed (and retried). */
+const COMMAND_TIMEOUT_MS = 3000;
+
+class TimeoutError extends Error {}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new TimeoutError("redis command timed out")), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
 
 /**
  * Redis Streams, one per open notebook (`dp:nb:<id>`): ordered and replayable, so a node reads from where it
@@ -65,16 +79,13 @@ export function redisRelay(redis: Redis, log: Logger): NotebookRelay {
   let blocked = false;
   let wake: (() => void) | undefined;
 
-  const xadd = (key: string, kind: RelayKind, data: Uint8Array) =>
-    redis
-      .multi()
-      .xadd(key, "MAXLEN", "~", STREAM_MAXLEN, "*", "n", node, "k", kind, "d", Buffer.from(data))
-      .pexpire(key, STREAM_TTL_MS)
-      .exec()
-      .then((replies) => {
-        const failed = replies?.find(([err]) => err);
-        if (!replies || failed) throw failed?.[0] ?? new Error("transaction discarded");
-      });
+  const xadd = async (key: string, kind: RelayKind, data: Uint8Array) => {
+    await withTimeout(
+      redis.xadd(key, "MAXLEN", "~", STREAM_MAXLEN, "*", "n", node, "k", kind, "d", Buffer.from(data)),
+      COMMAND_TIMEOUT_MS,
+    );
+    void redis.pexpire(key, STREAM_TTL_MS).catch(() => {});
+  };
 
   const flushPending = async () => {
     retryTimer = undefined;
@@ -110,15 +121,22 @@ export function redisRelay(redis: Redis, log: Logger): NotebookRelay {
       const keys = [...positions.keys()];
       try {
         blocked = true;
-        const reply = await reader.xreadBuffer(
-          "COUNT",
-          500,
-          "BLOCK",
-          BLOCK_MS,
-          "STREAMS",
-          ...keys.map(streamKey),
-          ...keys.map((k) => positions.get(k) as string),
-        );
+        // A read that outlives its BLOCK by far is stuck on a connection that died under it: start afresh.
+        const reply = await withTimeout(
+          reader.xreadBuffer(
+            "COUNT",
+            500,
+            "BLOCK",
+            BLOCK_MS,
+            "STREAMS",
+            ...keys.map(streamKey),
+            ...keys.map((k) => positions.get(k) as string),
+          ),
+          BLOCK_MS + COMMAND_TIMEOUT_MS,
+        ).catch((err: unknown) => {
+          if (err instanceof TimeoutError) reader.disconnect(true);
+          throw err;
+        });
         blocked = false;
         if (lost) {
           lost = false;
@@ -198,8 +216,19 @@ export function redisRelay(redis: Redis, log: Logger): NotebookRelay {
     onMessage: (handler) => void handlers.push(handler),
     onGap: (handler) => void gapHandlers.push(handler),
     async close() {
-      closed = true;
+      // Updates that still wait for Redis get one last chance (the others reload from the database anyway).
       clearTimeout(retryTimer);
+      const deadline = Date.now() + 1000;
+      while (pending.length > 0 && Date.now() < deadline) {
+        const next = pending[0] as (typeof pending)[number];
+        const sent = await xadd(next.key, next.kind, next.data).then(
+          () => true,
+          () => false,
+        );
+        if (sent) pending.shift();
+        else await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      closed = true;
       wake?.();
       await ready.catch(() => {});
       reader.disconnect();

@@ -104,6 +104,7 @@ describe("one notebook edited on three nodes", () => {
     const a = await editor(owner, node(0), notebookId);
     const b = await editor(members[0] as TestUser, node(1), notebookId);
     insertCell(a.doc, 0, { type: "code", source: "x = 1" });
+    await waitFor(() => cellsOf(b.doc).length === 1);
     insertCell(b.doc, 1, { type: "markdown", source: "# Notes" });
     for (let i = 0; i < 50; i++) sourceOf(a.doc).insert(sourceOf(a.doc).length, ` + ${i}`);
     await waitFor(() => converged([a, b]) && cellsOf(b.doc).length === 2 && sourceOf(b.doc).length > 100);
