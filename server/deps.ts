@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { type DbHandle, openDb } from "../db/client.ts";
@@ -55,6 +56,8 @@ export interface Deps {
   /** the tutor's model settings (environment or admin) */
   tutorModels: TutorModels;
   experiments: ExperimentService;
+  /** this process's id among the nodes (heartbeats, notebook relay) */
+  nodeId: string;
   /** the rooms' shared notebooks: store, the documents open on this node, HTTP operations */
   notebooks: NotebookService;
   /** closes the database and Redis */
@@ -121,10 +124,11 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
         : undefined,
     ),
   });
+  const nodeId = randomUUID();
   const notebookStore = new NotebookStore(db);
   const notebooks = new NotebookService(
     notebookStore,
-    new NotebookHub(notebookStore, redis ? redisRelay(redis, log) : localRelay(), log, {
+    new NotebookHub(notebookStore, redis ? redisRelay(redis, log, nodeId) : localRelay(), log, {
       idleMs: config.notebookIdleMs,
     }),
     rooms,
@@ -151,6 +155,7 @@ export async function createDeps(config: Config, log: Logger): Promise<Deps> {
     tutor,
     tutorModels,
     experiments,
+    nodeId,
     notebooks,
     async close() {
       // Every accepted notebook update is stored before the database closes.

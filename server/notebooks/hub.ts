@@ -30,6 +30,8 @@ export class LiveNotebook {
   logged = 0;
   unloadTimer: NodeJS.Timeout | undefined;
   reloadTimer: NodeJS.Timeout | undefined;
+  /** awareness client ids announced through other nodes, and by which node */
+  readonly remoteClients = new Map<number, string>();
 
   constructor(public row: NotebookRow) {
     // The server is not a participant.
@@ -70,7 +72,7 @@ export class NotebookHub {
     this.idleMs = options.idleMs ?? 10_000;
     this.compactEvery = options.compactEvery ?? 500;
     this.writer = new UpdateWriter(store, log);
-    relay.onMessage(({ notebookId, kind, data }) => {
+    relay.onMessage(({ notebookId, node, kind, data }) => {
       const live = this.live.get(notebookId);
       if (!live) return;
       try {
@@ -79,7 +81,7 @@ export class NotebookHub {
           // An update that builds on one this node never received (relayed by a node that died before it could
           // publish everything) waits in the document unapplied: the database has what is missing.
           if (hasGaps(live.doc)) this.reloadSoon(live);
-        } else awarenessProtocol.applyAwarenessUpdate(live.awareness, data, REMOTE);
+        } else awarenessProtocol.applyAwarenessUpdate(live.awareness, data, { node } satisfies RemoteNode);
       } catch (err) {
         this.log.warn({ err: (err as Error).message, notebookId }, "relayed notebook message refused");
       }
@@ -167,15 +169,18 @@ export class NotebookHub {
 
   private onAwareness(live: LiveNotebook, { added, updated, removed }: AwarenessChange, origin: unknown): void {
     const changed = [...added, ...updated, ...removed];
-    if (origin !== REMOTE && origin !== "local" && origin !== "timeout" && isPeer(origin)) {
+    if (isPeer(origin)) {
       for (const id of added) origin.clientIds.add(id);
       for (const id of removed) origin.clientIds.delete(id);
+    } else if (isRemoteNode(origin)) {
+      for (const id of [...added, ...updated]) live.remoteClients.set(id, origin.node);
     }
+    for (const id of removed) live.remoteClients.delete(id);
     const update = awarenessProtocol.encodeAwarenessUpdate(live.awareness, changed);
     const message = awarenessMessage(update);
     for (const peer of live.peers) peer.send(message);
-    // Only what this node's clients said travels; other nodes time out states on their own.
-    if (origin !== REMOTE && origin !== "timeout") this.relay.publish(live.id, "a", update);
+    // Only what this node's clients said travels; other nodes time out (or forget) states on their own.
+    if (!isRemoteNode(origin) && origin !== REMOTE && origin !== "timeout") this.relay.publish(live.id, "a", update);
   }
 
   /** Compacts in the background, one compaction per notebook at a time. */
@@ -205,6 +210,15 @@ export class NotebookHub {
     if (live.logged > 0) this.compact(live);
     live.awareness.destroy();
     live.doc.destroy();
+  }
+
+  /** Drops the awareness of clients that were connected through nodes that died (their cursors vanish). */
+  forgetNodes(nodes: readonly string[]): void {
+    const dead = new Set(nodes);
+    for (const live of this.live.values()) {
+      const ids = [...live.remoteClients].filter(([, node]) => dead.has(node)).map(([id]) => id);
+      if (ids.length > 0) awarenessProtocol.removeAwarenessStates(live.awareness, ids, REMOTE);
+    }
   }
 
   /** Replays every open document from the database (after the relay may have missed messages). */
@@ -256,6 +270,14 @@ interface AwarenessChange {
 
 /** Whether the document holds updates it could not apply yet for want of the ones they build on. */
 const hasGaps = (doc: Y.Doc) => doc.store.pendingStructs !== null || doc.store.pendingDs !== null;
+
+/** Origin of an awareness change relayed from another node. */
+interface RemoteNode {
+  node: string;
+}
+
+const isRemoteNode = (origin: unknown): origin is RemoteNode =>
+  typeof origin === "object" && origin !== null && "node" in origin && !("send" in origin);
 
 const isPeer = (origin: unknown): origin is Peer =>
   typeof origin === "object" && origin !== null && "clientIds" in origin && "send" in origin;

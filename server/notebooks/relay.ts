@@ -7,6 +7,8 @@ export type RelayKind = "u" | "a";
 
 export interface RelayMessage {
   notebookId: string;
+  /** the node that published it */
+  node: string;
   kind: RelayKind;
   data: Uint8Array;
 }
@@ -64,9 +66,9 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
  * An update that could not be published (Redis down) is retried in order until Redis takes it; a reader that
  * lost its connection reports a gap when it is back, and the hub reloads its documents from the database, where
  * every accepted update already is. Updates are idempotent in Yjs, so replays cost nothing but time.
+ * `node` is this process's id, the one its heartbeat uses (so that a dead node's awareness can be dropped).
  */
-export function redisRelay(redis: Redis, log: Logger): NotebookRelay {
-  const node = randomUUID();
+export function redisRelay(redis: Redis, log: Logger, node: string = randomUUID()): NotebookRelay {
   const reader = redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, lazyConnect: true });
   reader.on("error", (err: Error) => log.debug({ err: err.message }, "notebook relay reader error"));
   const positions = new Map<string, string>();
@@ -152,7 +154,12 @@ export function redisRelay(redis: Redis, log: Logger): NotebookRelay {
             const kind = f.get("k")?.toString();
             const data = f.get("d");
             if ((kind !== "u" && kind !== "a") || !data || !positions.has(notebookId)) continue;
-            const message = { notebookId, kind, data: new Uint8Array(data) } as RelayMessage;
+            const message = {
+              notebookId,
+              node: f.get("n")?.toString() ?? "",
+              kind,
+              data: new Uint8Array(data),
+            } as RelayMessage;
             for (const h of handlers) h(message);
           }
         }

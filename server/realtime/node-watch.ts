@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import type { Deps } from "../deps.ts";
 import { broadcastPresence } from "./room-handlers.ts";
 import type { IoServer } from "./types.ts";
@@ -11,11 +10,12 @@ const NODES = "dp:nodes";
  * heartbeat is older than `staleMs` is dead: each node that sees it dead re-broadcasts presence for every room
  * it has sockets in (presence comes from `fetchSockets`, which only live nodes answer). A node, however briefly
  * it lived, is caught: it registered when it started. Dead entries are pruned long after every node saw them.
+ * The same id (`deps.nodeId`) marks what the node relays for the notebooks, whose awareness is dropped too.
  */
 export function watchNodes(io: IoServer, deps: Deps, intervalMs = 1000, staleMs = 4000): () => void {
   const redis = deps.redis;
   if (!redis) return () => {};
-  const me = randomUUID();
+  const me = deps.nodeId;
   const mourned = new Set<string>();
   let busy = false;
 
@@ -26,6 +26,8 @@ export function watchNodes(io: IoServer, deps: Deps, intervalMs = 1000, staleMs 
     await redis.zremrangebyscore(NODES, 0, now - 60_000);
     if (dead.length === 0) return;
     for (const id of dead) mourned.add(id);
+    // Their notebook clients' cursors go too.
+    deps.notebooks.hub.forgetNodes(dead);
     const rooms = [...io.of("/").adapter.rooms.keys()].filter((r) => r.startsWith("room:"));
     for (const channel of rooms) await broadcastPresence(io, deps, channel.slice("room:".length));
     deps.log.info({ dead, rooms: rooms.length }, "nodes stopped answering: presence refreshed");
