@@ -1,8 +1,8 @@
 import type { ServerResponse } from "node:http";
 import type { Context } from "hono";
-import type { AuditContext } from "../audit/audit-log.ts";
+import type { AuditContext, AuditLog } from "../audit/audit-log.ts";
 import type { SessionRow, UserRow } from "../auth/sessions.ts";
-import { unauthenticated } from "../errors.ts";
+import { AppError, unauthenticated } from "../errors.ts";
 
 /** Who is calling, resolved by the auth middleware. */
 export interface AuthState {
@@ -47,6 +47,34 @@ export function auditContext(c: AppContext, actorId?: string | null): AuditConte
     userAgent: meta.userAgent,
     requestId: meta.requestId,
   };
+}
+
+/**
+ * Runs a moderation action; a refusal by the domain (an AppError) is audited as `denied` (forbidden, not
+ * found) or `failure` before it is rethrown. The caller audits the success with what it returned.
+ */
+export async function auditRefusal<T>(
+  audit: AuditLog,
+  c: AppContext,
+  action: string,
+  target: { targetType: string; targetId: string },
+  details: Record<string, unknown>,
+  run: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (err instanceof AppError) {
+      const denied = err.code === "forbidden" || err.code === "not_found";
+      await audit.append(auditContext(c), {
+        action,
+        outcome: denied ? "denied" : "failure",
+        ...target,
+        details: { ...details, reason: err.code },
+      });
+    }
+    throw err;
+  }
 }
 
 /**

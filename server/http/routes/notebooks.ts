@@ -10,7 +10,7 @@ import {
   VersionParams,
 } from "../../../shared/schemas/notebooks.ts";
 import type { Deps } from "../../deps.ts";
-import { type AppEnv, auditContext, requireAuth } from "../context.ts";
+import { type AppEnv, auditContext, auditRefusal, requireAuth } from "../context.ts";
 import { access, BODY_LIMIT_EXTENSION, json, jsonBody, problems } from "../openapi.ts";
 
 const tags = ["notebooks"];
@@ -43,9 +43,12 @@ export function notebookRoutes(app: OpenAPIHono<AppEnv>, { notebooks, audit }: D
   app.openapi(lock, async (c) => {
     const { id } = c.req.valid("param");
     const { locked } = c.req.valid("json");
-    const info = await notebooks.setLocked(id, requireAuth(c).user.id, locked);
+    const action = locked ? "notebook.lock" : "notebook.unlock";
+    const info = await auditRefusal(audit, c, action, { targetType: "room", targetId: id }, {}, () =>
+      notebooks.setLocked(id, requireAuth(c).user.id, locked),
+    );
     await audit.append(auditContext(c), {
-      action: locked ? "notebook.lock" : "notebook.unlock",
+      action,
       outcome: "success",
       targetType: "room",
       targetId: id,
@@ -88,7 +91,9 @@ export function notebookRoutes(app: OpenAPIHono<AppEnv>, { notebooks, audit }: D
   app.openapi(importFile, async (c) => {
     const { id } = c.req.valid("param");
     const nb = c.req.valid("json");
-    const info = await notebooks.importIpynb(id, requireAuth(c).user.id, nb);
+    const info = await auditRefusal(audit, c, "notebook.import", { targetType: "room", targetId: id }, {}, () =>
+      notebooks.importIpynb(id, requireAuth(c).user.id, nb),
+    );
     await audit.append(auditContext(c), {
       action: "notebook.import",
       outcome: "success",
@@ -129,7 +134,15 @@ export function notebookRoutes(app: OpenAPIHono<AppEnv>, { notebooks, audit }: D
   });
   app.openapi(save, async (c) => {
     const { id } = c.req.valid("param");
-    const version = await notebooks.saveVersion(id, requireAuth(c).user.id, c.req.valid("json").name);
+    const { name } = c.req.valid("json");
+    const version = await auditRefusal(
+      audit,
+      c,
+      "notebook.version_save",
+      { targetType: "room", targetId: id },
+      {},
+      () => notebooks.saveVersion(id, requireAuth(c).user.id, name),
+    );
     await audit.append(auditContext(c), {
       action: "notebook.version_save",
       outcome: "success",
@@ -154,7 +167,14 @@ export function notebookRoutes(app: OpenAPIHono<AppEnv>, { notebooks, audit }: D
   });
   app.openapi(restore, async (c) => {
     const { id, versionId } = c.req.valid("param");
-    const version = await notebooks.restoreVersion(id, requireAuth(c).user.id, versionId);
+    const version = await auditRefusal(
+      audit,
+      c,
+      "notebook.version_restore",
+      { targetType: "room", targetId: id },
+      { versionId },
+      () => notebooks.restoreVersion(id, requireAuth(c).user.id, versionId),
+    );
     await audit.append(auditContext(c), {
       action: "notebook.version_restore",
       outcome: "success",

@@ -17,7 +17,7 @@ import {
 import { AnswerListQuery, AnswerPage } from "../../../shared/schemas/tutor.ts";
 import type { Deps } from "../../deps.ts";
 import { AppError } from "../../errors.ts";
-import { type AppContext, type AppEnv, auditContext, requireAuth } from "../context.ts";
+import { type AppContext, type AppEnv, auditContext, auditRefusal, requireAuth } from "../context.ts";
 import { access, json, jsonBody, problems } from "../openapi.ts";
 
 const tags = ["rooms"];
@@ -27,29 +27,13 @@ const tags = ["rooms"];
  * the chat history. The permission only opens the door; the room role (checked by RoomService) decides.
  */
 export function roomRoutes(app: OpenAPIHono<AppEnv>, { rooms, chat, tutor, audit }: Deps): void {
-  /** Audits a refused moderation action (the domain threw an AppError), then rethrows. */
-  async function moderation<T>(
+  const moderation = <T>(
     c: AppContext,
     action: string,
     target: { targetType: string; targetId: string },
     details: Record<string, unknown>,
     run: () => Promise<T>,
-  ): Promise<T> {
-    try {
-      return await run();
-    } catch (err) {
-      if (err instanceof AppError) {
-        const denied = err.code === "forbidden" || err.code === "not_found";
-        await audit.append(auditContext(c), {
-          action,
-          outcome: denied ? "denied" : "failure",
-          ...target,
-          details: { ...details, reason: err.code },
-        });
-      }
-      throw err;
-    }
-  }
+  ) => auditRefusal(audit, c, action, target, details, run);
 
   const create = createRoute({
     method: "post",
