@@ -22,6 +22,8 @@ export interface TestRedis {
   stop(): Promise<void>;
   /** stops the server and starts an empty one on the same port (what a crash and a restart look like) */
   restart(): Promise<void>;
+  /** starts an empty server on the same port again, after `stop()` */
+  start(): Promise<void>;
 }
 
 function spawnRedis(port: number): ChildProcess {
@@ -61,6 +63,9 @@ export async function startRedis(): Promise<TestRedis> {
     stop: () => stopProcess(handle.process),
     async restart() {
       await stopProcess(handle.process);
+      await handle.start();
+    },
+    async start() {
       handle.process = spawnRedis(port);
       await ready(url);
     },

@@ -99,6 +99,26 @@ describe("one notebook edited on three nodes", () => {
     });
   });
 
+  it("keeps editing through a Redis outage, and the nodes catch up when it is back", async () => {
+    const { notebookId } = await newRoom();
+    const a = await editor(owner, node(0), notebookId);
+    const c = await editor(members[1] as TestUser, node(2), notebookId);
+    insertCell(a.doc, 0, { type: "code", source: "" });
+    await waitFor(() => cellsOf(c.doc).length === 1);
+    await cluster.redis.stop();
+    for (let i = 0; i < 10; i++) {
+      sourceOf(a.doc).insert(0, "a");
+      sourceOf(c.doc).insert(0, "c");
+    }
+    // Each node still serves its own clients meanwhile.
+    const a2 = await editor(owner, node(0), notebookId);
+    expect(sourceOf(a2.doc).toString()).toContain("a".repeat(10));
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await cluster.redis.start();
+    await waitFor(() => converged([a, c, a2]) && sourceOf(c.doc).length === 20, 15_000);
+    expect(sourceOf(c.doc).toString().split("a").length - 1).toBe(10);
+  });
+
   it("serves the same document after every node restarted, and after compaction", async () => {
     const { notebookId } = await newRoom();
     const a = await editor(owner, node(0), notebookId);

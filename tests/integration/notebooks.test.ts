@@ -56,6 +56,31 @@ describe("a room's notebook over the y-websocket protocol", () => {
     expect(readNotebook(late.doc)).toEqual(readNotebook(a.doc));
   });
 
+  it("unloads a notebook from memory once nobody is connected, and loads it again on the next connection", async () => {
+    const nb = await notebookOf(owner.client, room.id);
+    const a = await editor(owner, nb.id);
+    insertCell(a.doc, 0, { type: "markdown", source: "kept while unloaded" });
+    const hub = server.deps.notebooks.hub;
+    await waitFor(() => hub.get(nb.id) !== undefined);
+    a.close();
+    editors.splice(editors.indexOf(a), 1);
+    // NOTEBOOK_IDLE_MS is 2 s in the tests.
+    await waitFor(() => hub.get(nb.id) === undefined, 10_000);
+    const b = await editor(member, nb.id);
+    expect(jsonOf(b.doc)).toContain("kept while unloaded");
+  });
+
+  it("gives a learner's personal room a notebook of its own that nobody else can open", async () => {
+    const personal = (await member.client.post<Room>("/api/v1/rooms/personal")).body;
+    const mine = await notebookOf(member.client, personal.id);
+    expect(mine).toMatchObject({ roomId: personal.id, writable: true });
+    expect((await owner.client.get(`/api/v1/rooms/${personal.id}/notebook`)).status).toBe(404);
+    const e = await editor(member, mine.id);
+    insertCell(e.doc, 0, { type: "code", source: "mine = True" });
+    const again = await editor(member, mine.id);
+    expect(jsonOf(again.doc)).toContain("mine = True");
+  });
+
   it("lets an observer read but drops its edits and tells it so", async () => {
     const nb = await notebookOf(observer.client, room.id);
     expect(nb).toMatchObject({ writable: false, canManage: false });
