@@ -33,9 +33,9 @@ async function raw(id = notebookId): Promise<{ ws: WebSocket; closed: Promise<nu
 }
 
 /** The status an upgrade is refused with (or 101 when it is accepted). */
-function upgradeStatus(url: string): Promise<number> {
+function upgradeStatus(url: string, headers: Record<string, string> = {}): Promise<number> {
   return new Promise((resolve) => {
-    const ws = new WebSocket(url);
+    const ws = new WebSocket(url, { headers });
     ws.on("unexpected-response", (_req, res) => {
       resolve(res.statusCode ?? 0);
       ws.terminate();
@@ -101,6 +101,15 @@ describe("the notebook endpoint's limits", () => {
     expect(await upgradeStatus(collabUrl("not-a-uuid"))).toBe(404);
     expect(await upgradeStatus(`${server.url.replace(/^http/, "ws")}/elsewhere`)).toBe(404);
     expect(await upgradeStatus(collabUrl(notebookId))).toBe(101);
+  });
+
+  it("takes the session cookie from our own pages, and refuses it from a foreign origin", async () => {
+    const plain = `${server.url.replace(/^http/, "ws")}/collab/${notebookId}`;
+    const cookie = owner.client.cookie as string;
+    expect(await upgradeStatus(plain, { cookie, origin: server.url })).toBe(101);
+    expect(await upgradeStatus(plain, { cookie })).toBe(101);
+    expect(await upgradeStatus(plain, { cookie, origin: "https://evil.example" })).toBe(403);
+    expect(await upgradeStatus(plain, { cookie: "dp_session=forged.value", origin: server.url })).toBe(401);
   });
 
   it("closes on text frames, unknown message types and bytes that do not decode", async () => {
