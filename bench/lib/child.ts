@@ -8,7 +8,7 @@ const live = new Set<ChildProcess>();
 
 export interface ServerSpec {
   /** bare: a bare Hono app; bare-io: a bare Socket.IO server; doctorpy: the real composition */
-  server: "bare" | "bare-io" | "doctorpy";
+  server: "bare" | "bare-io" | "bare-yjs" | "doctorpy";
   logLevel?: "silent" | "error" | "warn" | "info";
   /** runs the child with `--expose-gc`, so that `memory()` reads the heap after a full collection */
   exposeGc?: boolean;

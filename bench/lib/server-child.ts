@@ -1,8 +1,9 @@
 /**
  * One server under test, in its own process (forked by bench/lib/child.ts). Which server comes from the
  * environment: BENCH_SERVER=bare (a bare Hono app, the HTTP baseline), bare-io (a bare Socket.IO server, the
- * realtime baseline) or doctorpy (the real composition with BENCH_LOG_LEVEL). DoctorPy uses in-memory PGlite,
- * or BENCH_DATABASE_URL (PostgreSQL); both realtime servers use the Redis adapter when BENCH_REDIS_URL is set;
+ * realtime baseline), bare-yjs (a bare y-websocket server, the notebooks' baseline: bare-yjs.ts) or doctorpy (the
+ * real composition with BENCH_LOG_LEVEL). DoctorPy uses in-memory PGlite, or BENCH_DATABASE_URL (PostgreSQL); the
+ * realtime servers use the Redis adapter (bare-yjs: Redis pub/sub) when BENCH_REDIS_URL is set;
  * BENCH_SECRETS (JSON of `Config["secrets"]`) lets several DoctorPy nodes share their keys. BENCH_LLM_BASE_URL
  * (with BENCH_LLM_MODEL) is the tutor's model: DoctorPy's `tutor.llm`, and the bare Socket.IO server then answers
  * `tutor:ask` too (bench/lib/bare-tutor.ts).
@@ -32,6 +33,7 @@ import { type RunningServer, startServer } from "../../server/server.ts";
 import { SOCKET_MAX_PAYLOAD, SOCKET_PATH } from "../../shared/realtime.ts";
 import { testConfig } from "../../tests/helpers/config.ts";
 import { attachBareTutor, type BareLlm } from "./bare-tutor.ts";
+import { startBareYjs } from "./bare-yjs.ts";
 
 /** `process.memoryUsage()` after a forced GC (`gcForced` false when the child lacks `--expose-gc`). */
 export interface MemoryReport {
@@ -327,9 +329,11 @@ async function main(): Promise<void> {
       ? await startBare()
       : kind === "bare-io"
         ? await startBareIo(process.env.BENCH_REDIS_URL || undefined)
-        : kind === "doctorpy"
-          ? await startDoctorPy(level)
-          : null;
+        : kind === "bare-yjs"
+          ? await startBareYjs(HOST, process.env.BENCH_REDIS_URL || undefined)
+          : kind === "doctorpy"
+            ? await startDoctorPy(level)
+            : null;
   if (!running) throw new Error(`unknown BENCH_SERVER=${kind}`);
 
   let stopping = false;
