@@ -218,9 +218,9 @@ export function notebookReport(rows: Measured[], ctx: Context): { tables: string
       " updates sent in the windows, *p99 of each window* shows how much they move.",
     "*DoctorPy* is `startServer` (log silent): the upgrade authenticated by `?token=` (an access token made by the" +
       " fixtures) and authorised by room membership, the notebook's id from `GET /api/v1/rooms/{id}/notebook`," +
-      " the per-connection token bucket, every update decoded, applied, broadcast, appended to the database in" +
-      " batches (in-memory PGlite on one node, a fresh PostgreSQL database on two) and compacted every 500" +
-      " updates; on two nodes relayed through a Redis stream per notebook once stored. *bare y-websocket*" +
+      " the per-connection token bucket, every update decoded, applied, broadcast, relayed through a Redis stream" +
+      " per notebook on two nodes, appended to the database in batches of 25 ms (in-memory PGlite on one node, a" +
+      " fresh PostgreSQL database on two) and compacted in a worker thread. *bare y-websocket*" +
       " (`bench/lib/bare-yjs.ts`) is `ws` with `y-protocols` sync and awareness at the same path: in memory, no" +
       " auth, no limits, no persistence; on two nodes each update made on a node is published on a Redis pub/sub" +
       " channel per notebook and applied by the other node. Each 2-node server pair has its own redis-server. " +

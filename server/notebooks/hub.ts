@@ -1,6 +1,7 @@
 import * as awarenessProtocol from "y-protocols/awareness";
 import * as Y from "yjs";
 import type { Logger } from "../log.ts";
+import { Merger } from "./merger.ts";
 import type { NotebookRelay } from "./relay.ts";
 import type { NotebookRow, NotebookStore } from "./store.ts";
 import { UpdateWriter } from "./update-writer.ts";
@@ -26,8 +27,10 @@ export class LiveNotebook {
   readonly peers = new Set<Peer>();
   /** stored size: the state it was loaded from and every update since, in bytes (an upper bound) */
   bytes = 0;
-  /** updates logged by this node since the last compaction */
+  /** bytes of updates logged by this node since the last compaction */
   logged = 0;
+  /** when this node last compacted it (ms since the epoch) */
+  compactedAt = 0;
   unloadTimer: NodeJS.Timeout | undefined;
   reloadTimer: NodeJS.Timeout | undefined;
   /** awareness client ids announced through other nodes, and by which node */
@@ -46,8 +49,13 @@ export class LiveNotebook {
 export interface HubOptions {
   /** how long a notebook stays in memory after its last connection left */
   idleMs?: number;
-  /** logged updates after which the notebook is compacted */
-  compactEvery?: number;
+  /**
+   * bytes logged since the last compaction after which the notebook is compacted again, at least (the more the
+   * document weighs, the rarer: compacting costs in proportion to its size)
+   */
+  compactBytes?: number;
+  /** the shortest time between two compactions of one notebook by this node */
+  compactIntervalMs?: number;
 }
 
 /**
@@ -59,9 +67,11 @@ export class NotebookHub {
   private readonly live = new Map<string, LiveNotebook>();
   private readonly loading = new Map<string, Promise<LiveNotebook>>();
   private readonly writer: UpdateWriter;
+  private readonly merger: Merger;
   private readonly compacting = new Set<string>();
   private readonly idleMs: number;
-  private readonly compactEvery: number;
+  private readonly compactBytes: number;
+  private readonly compactIntervalMs: number;
 
   constructor(
     private readonly store: NotebookStore,
@@ -70,8 +80,10 @@ export class NotebookHub {
     options: HubOptions = {},
   ) {
     this.idleMs = options.idleMs ?? 10_000;
-    this.compactEvery = options.compactEvery ?? 500;
+    this.compactBytes = options.compactBytes ?? 256 * 1024;
+    this.compactIntervalMs = options.compactIntervalMs ?? 30_000;
     this.writer = new UpdateWriter(store, log);
+    this.merger = new Merger(log);
     relay.onMessage(({ notebookId, node, kind, data }) => {
       const live = this.live.get(notebookId);
       if (!live) return;
@@ -114,7 +126,7 @@ export class NotebookHub {
   }
 
   private async load(row: NotebookRow): Promise<LiveNotebook> {
-    // Positioned on the stream before reading the database: whatever is stored later is relayed later.
+    // Positioned on the stream (a minute back) before reading the database: nothing falls between the two.
     await this.relay.watch(row.id);
     const stored = await this.store.load(row.id);
     const live = new LiveNotebook(row);
@@ -125,7 +137,8 @@ export class NotebookHub {
     live.doc.on("update", (update: Uint8Array, origin: unknown) => this.onUpdate(live, update, origin));
     live.awareness.on("update", (change: AwarenessChange, origin: unknown) => this.onAwareness(live, change, origin));
     this.live.set(row.id, live);
-    if (stored.logged >= this.compactEvery) this.compact(live);
+    // A log that other nodes (or an earlier life of this one) left long is compacted on first use.
+    if (stored.logged >= 100) this.compact(live);
     return live;
   }
 
@@ -162,9 +175,14 @@ export class NotebookHub {
     for (const peer of live.peers) if (peer !== origin) peer.send(message);
     if (origin === REMOTE) return;
     live.bytes += update.byteLength;
-    live.logged += 1;
-    void this.writer.write(live.id, update).then(() => this.relay.publish(live.id, "u", update));
-    if (live.logged >= this.compactEvery) this.compact(live);
+    live.logged += update.byteLength;
+    // Relayed at once, stored a moment later (in a batch): a node that opens the notebook meanwhile replays the
+    // stream's last minute after reading the database, and Yjs ignores what it already has.
+    this.relay.publish(live.id, "u", update);
+    void this.writer.write(live.id, update);
+    // Compacting replays the whole document on this thread: rarely, and the bigger the document, the rarer.
+    const due = live.logged >= Math.max(this.compactBytes, live.bytes - live.logged);
+    if (due && Date.now() - live.compactedAt >= this.compactIntervalMs) this.compact(live);
   }
 
   private onAwareness(live: LiveNotebook, { added, updated, removed }: AwarenessChange, origin: unknown): void {
@@ -183,16 +201,22 @@ export class NotebookHub {
     if (!isRemoteNode(origin) && origin !== REMOTE && origin !== "timeout") this.relay.publish(live.id, "a", update);
   }
 
+  /** Compacts a notebook's stored log now (operators, tests); undefined when there was nothing to merge. */
+  compactNow(notebookId: string): Promise<number | undefined> {
+    return this.store.compact(notebookId, (updates) => this.merger.merge(updates));
+  }
+
   /** Compacts in the background, one compaction per notebook at a time. */
   private compact(live: LiveNotebook): void {
     if (this.compacting.has(live.id)) return;
     this.compacting.add(live.id);
     live.logged = 0;
+    live.compactedAt = Date.now();
     void this.writer
       .flushed(live.id)
-      .then(() => this.store.compact(live.id))
+      .then(() => this.compactNow(live.id))
       .then((bytes) => {
-        live.bytes = bytes + this.writer.pendingBytes(live.id);
+        if (bytes !== undefined) live.bytes = bytes + this.writer.pendingBytes(live.id);
       })
       .catch((err) => this.log.warn({ err: (err as Error).message, notebookId: live.id }, "notebook compaction failed"))
       .finally(() => this.compacting.delete(live.id));
@@ -258,6 +282,7 @@ export class NotebookHub {
       live.doc.destroy();
     }
     this.live.clear();
+    await this.merger.close();
     await this.relay.close();
   }
 }

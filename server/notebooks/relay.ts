@@ -15,7 +15,10 @@ export interface RelayMessage {
 
 /** Carries a notebook's updates between the nodes that have it open. */
 export interface NotebookRelay {
-  /** Reads the notebook's stream from now on; resolves once positioned (before the caller reads the database). */
+  /**
+   * Reads the notebook's stream from a minute back (what was relayed but maybe not stored yet) on; resolves once
+   * positioned, before the caller reads the database.
+   */
   watch(notebookId: string): Promise<void>;
   unwatch(notebookId: string): void;
   publish(notebookId: string, kind: RelayKind, data: Uint8Array): void;
@@ -39,7 +42,12 @@ export function localRelay(): NotebookRelay {
 
 const streamKey = (notebookId: string) => `dp:nb:${notebookId}`;
 /** Entries kept per stream: a node that fell further behind than this reloads from the database anyway. */
-const STREAM_MAXLEN = "1000";
+const STREAM_MAXLEN = "10000";
+/**
+ * A node that opens a notebook reads the stream from this long before its newest entry: updates are relayed
+ * as soon as they are accepted, and stored a moment later, so the database it reads next may not hold them yet.
+ */
+const REPLAY_MS = 60_000;
 /** A stream nobody wrote to for this long is dropped by Redis (the database holds the document). */
 const STREAM_TTL_MS = 3_600_000;
 const BLOCK_MS = 1000;
@@ -197,7 +205,8 @@ export function redisRelay(redis: Redis, log: Logger, node: string = randomUUID(
       let last = "0-0";
       try {
         const [newest] = await redis.xrevrange(streamKey(notebookId), "+", "-", "COUNT", 1);
-        if (newest) last = newest[0];
+        const ms = newest ? Number(newest[0].split("-")[0]) : 0;
+        if (ms > REPLAY_MS) last = `${ms - REPLAY_MS}-0`;
       } catch {
         // Redis is down: read the whole (short) stream when it is back; the database has the rest.
       }

@@ -1,5 +1,4 @@
 import { and, asc, desc, eq, inArray } from "drizzle-orm";
-import * as Y from "yjs";
 import type { Db } from "../../db/client.ts";
 import { notebookStates, notebooks, notebookUpdates, notebookVersions } from "../../db/schema.ts";
 import { notFound } from "../errors.ts";
@@ -61,39 +60,39 @@ export class NotebookStore {
   }
 
   /**
-   * Merges the compacted state and the logged updates into one new state (garbage-collected), then deletes
-   * exactly the updates it merged: one that another node logged meanwhile stays for the next compaction. The
-   * notebook's row is locked for the transaction, so two nodes never compact one notebook at once.
-   * Returns the new state's size in bytes.
+   * Merges the compacted state and the logged updates into one new state (with `merge`, a worker thread), then
+   * deletes exactly the updates it merged: one that another node logged meanwhile stays for the next
+   * compaction. The merge runs outside any transaction; the write checks, under a row lock on the notebook,
+   * that no other compaction replaced the state meanwhile (if one did, this one is dropped).
+   * Returns the new state's size in bytes, or undefined when there was nothing to do or another node won.
    */
-  async compact(id: string): Promise<number> {
+  async compact(id: string, merge: (updates: Uint8Array[]) => Promise<Uint8Array>): Promise<number | undefined> {
+    const [state] = await this.db
+      .select({ state: notebookStates.state, updatedAt: notebookStates.updatedAt })
+      .from(notebookStates)
+      .where(eq(notebookStates.notebookId, id));
+    const logged = await this.db
+      .select({ id: notebookUpdates.id, data: notebookUpdates.data })
+      .from(notebookUpdates)
+      .where(eq(notebookUpdates.notebookId, id))
+      .orderBy(asc(notebookUpdates.id));
+    if (logged.length === 0) return undefined;
+    const merged = await merge([...(state ? [state.state] : []), ...logged.map((u) => u.data)]);
     return this.db.transaction(async (tx) => {
       await tx.select({ id: notebooks.id }).from(notebooks).where(eq(notebooks.id, id)).for("update");
-      const [state] = await tx
-        .select({ state: notebookStates.state })
+      const [now] = await tx
+        .select({ updatedAt: notebookStates.updatedAt })
         .from(notebookStates)
         .where(eq(notebookStates.notebookId, id));
-      const logged = await tx
-        .select({ id: notebookUpdates.id, data: notebookUpdates.data })
-        .from(notebookUpdates)
-        .where(eq(notebookUpdates.notebookId, id))
-        .orderBy(asc(notebookUpdates.id));
-      const doc = new Y.Doc();
-      try {
-        if (state) Y.applyUpdate(doc, state.state);
-        for (const u of logged) Y.applyUpdate(doc, u.data);
-        const merged = Y.encodeStateAsUpdate(doc);
-        await tx
-          .insert(notebookStates)
-          .values({ notebookId: id, state: merged })
-          .onConflictDoUpdate({ target: notebookStates.notebookId, set: { state: merged, updatedAt: new Date() } });
-        const ids = logged.map((u) => u.id);
-        for (let i = 0; i < ids.length; i += 1000)
-          await tx.delete(notebookUpdates).where(inArray(notebookUpdates.id, ids.slice(i, i + 1000)));
-        return merged.byteLength;
-      } finally {
-        doc.destroy();
-      }
+      if (now?.updatedAt.getTime() !== state?.updatedAt.getTime()) return undefined;
+      await tx
+        .insert(notebookStates)
+        .values({ notebookId: id, state: merged })
+        .onConflictDoUpdate({ target: notebookStates.notebookId, set: { state: merged, updatedAt: new Date() } });
+      const ids = logged.map((u) => u.id);
+      for (let i = 0; i < ids.length; i += 1000)
+        await tx.delete(notebookUpdates).where(inArray(notebookUpdates.id, ids.slice(i, i + 1000)));
+      return merged.byteLength;
     });
   }
 

@@ -1,3 +1,4 @@
+import * as Y from "yjs";
 import type { Logger } from "../log.ts";
 import type { NotebookStore } from "./store.ts";
 
@@ -10,9 +11,12 @@ interface Pending {
 const RETRY_MS = [100, 250, 500, 1000, 2000];
 
 /**
- * Appends accepted updates to the log in batches: everything that arrives while a write is in flight goes into
- * the next statement. A failed write (database unreachable) is retried, with a growing delay, until it succeeds:
- * an accepted update is never dropped while the process lives, and `close` waits for the queue to empty.
+ * Appends accepted updates to the log in batches: a batch is cut `flushMs` after its first update (and
+ * everything that arrives while a write is in flight goes into the next one), and each notebook's updates in a
+ * batch are merged into one row (`Y.mergeUpdates`): a room typing at 1,000 updates/s costs the database a
+ * hundred small inserts a second instead of a thousand rows. A failed write (database unreachable) is retried,
+ * with a growing delay, until it succeeds: an accepted update is never dropped while the process lives, and
+ * `close` waits for the queue to empty.
  */
 export class UpdateWriter {
   private queue: Pending[] = [];
@@ -23,13 +27,14 @@ export class UpdateWriter {
   constructor(
     private readonly store: NotebookStore,
     private readonly log: Logger,
-    private readonly maxBatch = 500,
+    private readonly flushMs = 25,
+    private readonly maxBatch = 2000,
   ) {}
 
   write(notebookId: string, data: Uint8Array): Promise<void> {
     return new Promise((resolve) => {
       this.queue.push({ notebookId, data, resolve });
-      this.writing ??= new Promise<void>((started) => setImmediate(started))
+      this.writing ??= new Promise<void>((started) => setTimeout(started, this.closed ? 0 : this.flushMs))
         .then(() => this.drain())
         .finally(() => {
           this.writing = undefined;
@@ -63,7 +68,7 @@ export class UpdateWriter {
     while (this.queue.length > 0) {
       this.inFlight = this.queue.splice(0, this.maxBatch);
       try {
-        await this.store.append(this.inFlight.map(({ notebookId, data }) => ({ notebookId, data })));
+        await this.store.append(merged(this.inFlight));
         failures = 0;
         const done = this.inFlight;
         this.inFlight = [];
@@ -82,7 +87,7 @@ export class UpdateWriter {
         }
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
-      await new Promise((resolve) => setImmediate(resolve));
+      if (this.queue.length > 0 && !this.closed) await new Promise((resolve) => setTimeout(resolve, this.flushMs));
     }
   }
 
@@ -115,4 +120,18 @@ function isForeignKeyViolation(err: unknown): boolean {
   for (let e = err as { code?: unknown; cause?: unknown } | undefined; e; e = e.cause as typeof e)
     if (e.code === "23503") return true;
   return false;
+}
+
+/** One row per notebook: its updates in the batch, merged in order (what Yjs would store after applying them). */
+function merged(batch: readonly Pending[]): { notebookId: string; data: Uint8Array }[] {
+  const byNotebook = new Map<string, Uint8Array[]>();
+  for (const p of batch) {
+    const list = byNotebook.get(p.notebookId);
+    if (list) list.push(p.data);
+    else byNotebook.set(p.notebookId, [p.data]);
+  }
+  return [...byNotebook].map(([notebookId, updates]) => ({
+    notebookId,
+    data: updates.length === 1 ? (updates[0] as Uint8Array) : Y.mergeUpdates(updates),
+  }));
 }

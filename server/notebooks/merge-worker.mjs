@@ -1,0 +1,17 @@
+// Merges a notebook's stored state and log into one garbage-collected state, off the server's event loop.
+// Plain JavaScript so that it runs in a worker thread whatever loader the main thread uses.
+import { parentPort } from "node:worker_threads";
+import * as Y from "yjs";
+
+parentPort?.on("message", ({ id, updates }) => {
+  const doc = new Y.Doc();
+  try {
+    for (const u of updates) Y.applyUpdate(doc, u);
+    const state = Y.encodeStateAsUpdate(doc);
+    parentPort?.postMessage({ id, state }, [state.buffer]);
+  } catch (err) {
+    parentPort?.postMessage({ id, error: err instanceof Error ? err.message : String(err) });
+  } finally {
+    doc.destroy();
+  }
+});
