@@ -11,6 +11,8 @@ import type { LiveNotebook, NotebookHub, Peer } from "./hub.ts";
 
 /** Above this many bytes waiting to be sent, a client is too slow to follow and is dropped. */
 const SEND_BUFFER_MAX = 16 * 1024 * 1024;
+/** Awareness client ids one connection may announce (a Yjs client has one; a few more for regenerated ids). */
+const AWARENESS_IDS_MAX = 4;
 /** A read-only client that keeps editing is told again at most this often. */
 const DENIED_NOTICE_MS = 5000;
 
@@ -128,9 +130,11 @@ export class CollabConnection implements Peer {
         this.update(decoding.readVarUint8Array(decoder));
         return;
       }
-      case MESSAGE.awareness:
-        awarenessProtocol.applyAwarenessUpdate(awareness, decoding.readVarUint8Array(decoder), this);
+      case MESSAGE.awareness: {
+        const own = this.ownStates(decoding.readVarUint8Array(decoder));
+        if (own) awarenessProtocol.applyAwarenessUpdate(awareness, own, this);
         return;
+      }
       case MESSAGE.queryAwareness: {
         const reply = encoding.createEncoder();
         encoding.writeVarUint(reply, MESSAGE.awareness);
@@ -164,6 +168,40 @@ export class CollabConnection implements Peer {
     // Decoding first: bytes that are not an update are refused before they touch the document.
     Y.decodeUpdate(update);
     Y.applyUpdate(this.live.doc, update, this);
+  }
+
+  /**
+   * The entries of an awareness update that this connection may set: the client ids it announced itself, or
+   * new ones (at most `AWARENESS_IDS_MAX`), never one that another connection (here or on another node) owns.
+   * A client cannot move or erase someone else's cursor.
+   */
+  private ownStates(update: Uint8Array): Uint8Array | undefined {
+    const decoder = decoding.createDecoder(update);
+    const count = decoding.readVarUint(decoder);
+    const kept: [number, number, string][] = [];
+    for (let i = 0; i < count; i++) {
+      const id = decoding.readVarUint(decoder);
+      const clock = decoding.readVarUint(decoder);
+      const state = decoding.readVarString(decoder);
+      if (this.mayAnnounce(id)) kept.push([id, clock, state]);
+    }
+    if (kept.length === 0) return undefined;
+    if (kept.length === count) return update;
+    const encoder = encoding.createEncoder();
+    encoding.writeVarUint(encoder, kept.length);
+    for (const [id, clock, state] of kept) {
+      encoding.writeVarUint(encoder, id);
+      encoding.writeVarUint(encoder, clock);
+      encoding.writeVarString(encoder, state);
+    }
+    return encoding.toUint8Array(encoder);
+  }
+
+  private mayAnnounce(id: number): boolean {
+    if (this.clientIds.has(id)) return true;
+    if (this.clientIds.size >= AWARENESS_IDS_MAX || this.live.remoteClients.has(id)) return false;
+    for (const peer of this.live.peers) if (peer !== this && peer.clientIds.has(id)) return false;
+    return true;
   }
 
   private deny(): void {

@@ -188,7 +188,7 @@ export class NotebookHub {
   private onAwareness(live: LiveNotebook, { added, updated, removed }: AwarenessChange, origin: unknown): void {
     const changed = [...added, ...updated, ...removed];
     if (isPeer(origin)) {
-      for (const id of added) origin.clientIds.add(id);
+      for (const id of [...added, ...updated]) origin.clientIds.add(id);
       for (const id of removed) origin.clientIds.delete(id);
     } else if (isRemoteNode(origin)) {
       for (const id of [...added, ...updated]) live.remoteClients.set(id, origin.node);

@@ -150,6 +150,39 @@ describe("the notebook endpoint's limits", () => {
     await check();
   });
 
+  it("keeps a connection from setting or erasing another client's awareness", async () => {
+    const a = await openEditor(server.url, notebookId, token);
+    const watcher = await openEditor(server.url, notebookId, token);
+    editors.push(a, watcher);
+    a.provider.awareness.setLocalStateField("user", { name: "Alice" });
+    const nameOf = () =>
+      (watcher.provider.awareness.getStates().get(a.doc.clientID) as { user?: { name?: string } })?.user?.name;
+    await waitFor(() => nameOf() === "Alice");
+    const { ws } = await raw();
+    const spoof = (clock: number, state: string) => {
+      const e = encoding.createEncoder();
+      encoding.writeVarUint(e, MESSAGE.awareness);
+      const inner = encoding.createEncoder();
+      encoding.writeVarUint(inner, 2);
+      encoding.writeVarUint(inner, a.doc.clientID);
+      encoding.writeVarUint(inner, clock);
+      encoding.writeVarString(inner, state);
+      // Its own entry, which it may set.
+      encoding.writeVarUint(inner, 4242);
+      encoding.writeVarUint(inner, 1);
+      encoding.writeVarString(inner, JSON.stringify({ user: { name: "Mallory" } }));
+      encoding.writeVarUint8Array(e, encoding.toUint8Array(inner));
+      ws.send(encoding.toUint8Array(e));
+    };
+    spoof(10_000, JSON.stringify({ user: { name: "Mallory as Alice" } }));
+    spoof(10_001, "null");
+    await waitFor(
+      () =>
+        (watcher.provider.awareness.getStates().get(4242) as { user?: { name?: string } })?.user?.name === "Mallory",
+    );
+    expect(nameOf()).toBe("Alice");
+  });
+
   it("never crashes on random messages: each is refused or harmless, and the notebook keeps working", async () => {
     const check = await bystander();
     await fc.assert(
