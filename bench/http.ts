@@ -14,6 +14,7 @@ import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { pinning, pinSelf, runBench, type ServerChild, startServerChild } from "./lib/child.ts";
 import { type LoadOptions, type Measurement, measure } from "./lib/load.ts";
+import { intEnv } from "./lib/nodes.ts";
 import { describeMachine, machineFacts, markdownTable, publishSection } from "./lib/report.ts";
 
 const ROOT = resolve(fileURLToPath(new URL(".", import.meta.url)), "..");
@@ -21,14 +22,6 @@ const DOCS = resolve(ROOT, "docs/BENCHMARKS.md");
 const HEADING = "## HTTP (bench:http)";
 /** p99 target of GET /api/v1/auth/me, in ms */
 const TARGET_P99_MS = 25;
-
-function intEnv(name: string, fallback: number, min: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got ${raw}`);
-  return n;
-}
 
 const load: LoadOptions = {
   duration: intEnv("BENCH_DURATION", 10, 1),

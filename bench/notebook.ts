@@ -27,15 +27,13 @@
  * BENCH_SERVER_LOG=<level> with BENCH_CHILD_STDOUT=inherit, BENCH_PIN=0 (no CPU pinning), BENCH_STRICT=1 (exit 1
  * when a target fails), BENCH_NO_DOCS=1 (do not touch docs/BENCHMARKS.md).
  */
-import { type ChildProcess, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { NOTEBOOK_LIMITS } from "../shared/notebook/protocol.ts";
-import { testConfig } from "../tests/helpers/config.ts";
-import { CLUSTER_DATABASE_URL, createTestDatabase } from "../tests/helpers/postgres.ts";
-import { startRedis } from "../tests/helpers/redis.ts";
-import { pinning, pinSelf, runBench, type ServerChild, type ServerSpec, startServerChild } from "./lib/child.ts";
+import { pinning, pinSelf, runBench, type ServerChild, type ServerSpec } from "./lib/child.ts";
 import { CpuMeter } from "./lib/cpu-meter.ts";
+import { intEnv, killRedis, startNodes } from "./lib/nodes.ts";
 import { NotebookLoad, type Window } from "./lib/notebook-load.ts";
 import { type Kind, LABEL, logRow, type Measured, notebookReport, type Scenario } from "./lib/notebook-report.ts";
 import { Samples, sleep } from "./lib/realtime.ts";
@@ -44,14 +42,6 @@ import { describeMachine, machineFacts, publishSection } from "./lib/report.ts";
 const ROOT = resolve(fileURLToPath(new URL(".", import.meta.url)), "..");
 const DOCS = resolve(ROOT, "docs/BENCHMARKS.md");
 const HEADING = "## bench:notebook";
-
-function intEnv(name: string, fallback: number, min: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got ${raw}`);
-  return n;
-}
 
 const cfg = {
   editors: intEnv("BENCH_NOTEBOOK_EDITORS", 50, 2),
@@ -72,7 +62,6 @@ const SCENARIOS: Scenario[] = ["typing", "saturation", "cluster", "many"];
 const selected = new Set((process.env.BENCH_NOTEBOOK_SCENARIOS ?? SCENARIOS.join(",")).split(",").map((s) => s.trim()));
 for (const s of selected) if (!SCENARIOS.includes(s as Scenario)) throw new Error(`unknown scenario ${s}`);
 const runs = (s: Scenario) => selected.has(s);
-const PG_ADMIN_URL = process.env.BENCH_PG_ADMIN_URL || CLUSTER_DATABASE_URL;
 const cpuProfDir = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : undefined;
 const serverLog = (process.env.BENCH_SERVER_LOG ?? "silent") as ServerSpec["logLevel"];
 
@@ -85,11 +74,6 @@ const budgetMs =
     (runs("many") ? 90 + windowS + (cfg.rooms * cfg.roomSize) / 20 : 0));
 const childTtlMs = budgetMs + 10_000;
 
-const redisProcs = new Set<ChildProcess>();
-function killRedis(): void {
-  for (const p of redisProcs) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
-  redisProcs.clear();
-}
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -105,43 +89,18 @@ interface Side {
 
 /** One node, or two sharing a private redis-server (and, for DoctorPy, a fresh PostgreSQL database). */
 async function startSide(kind: Kind, count: number): Promise<Side> {
-  const env: Record<string, string> = {};
-  const spec: ServerSpec = { server: kind, logLevel: serverLog, ttlMs: childTtlMs, env };
+  const spec: ServerSpec = { server: kind, logLevel: serverLog, ttlMs: childTtlMs, env: {} };
   if (kind === "doctorpy" && cpuProfDir) spec.cpuProfDir = cpuProfDir;
-  const nodes: ServerChild[] = [];
-  let redis: Awaited<ReturnType<typeof startRedis>> | undefined;
-  let db: Awaited<ReturnType<typeof createTestDatabase>> | undefined;
+  const { nodes, stop } = await startNodes(spec, count);
   const side: Side = {
     kind,
     nodes,
     async stop() {
       side.load?.close();
-      await Promise.all(nodes.map((n) => n.stop()));
-      await db?.drop();
-      if (redis) {
-        await redis.stop();
-        redisProcs.delete(redis.process);
-      }
+      await stop();
     },
   };
-  try {
-    if (count > 1) {
-      redis = await startRedis();
-      redisProcs.add(redis.process);
-      env.BENCH_REDIS_URL = redis.url;
-      if (kind === "doctorpy") {
-        db = await createTestDatabase(PG_ADMIN_URL);
-        env.BENCH_DATABASE_URL = db.url;
-        env.BENCH_SECRETS = JSON.stringify(testConfig().secrets);
-      }
-    }
-    // The first node runs the migrations; the others start once it is up.
-    for (let k = 0; k < count; k++) nodes.push(await startServerChild(spec));
-    return side;
-  } catch (err) {
-    await side.stop();
-    throw err;
-  }
+  return side;
 }
 
 const message = (err: unknown) => (err instanceof Error ? (err.message.split("\n")[0] ?? "failed") : String(err));

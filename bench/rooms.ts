@@ -27,15 +27,16 @@
  * fails), BENCH_NO_DOCS=1 (do not touch docs/BENCHMARKS.md).
  */
 
-import { type ChildProcess, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { testConfig } from "../tests/helpers/config.ts";
-import { CLUSTER_DATABASE_URL, createTestDatabase } from "../tests/helpers/postgres.ts";
+import { createTestDatabase } from "../tests/helpers/postgres.ts";
 import { startRedis } from "../tests/helpers/redis.ts";
 import { pinning, pinSelf, runBench, type ServerChild, type ServerSpec, startServerChild } from "./lib/child.ts";
 import { LightSocket } from "./lib/light-socket.ts";
+import { intEnv, killRedis, PG_ADMIN_URL, redisProcs } from "./lib/nodes.ts";
 import {
   type BenchSocket,
   closeAll,
@@ -67,14 +68,6 @@ const TARGET = {
   fanoutP99: 25,
 };
 
-function intEnv(name: string, fallback: number, min: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got ${raw}`);
-  return n;
-}
-
 const cfg = {
   memConnections: intEnv("BENCH_MEM_CONNECTIONS", 10_000, 1),
   memBatch: intEnv("BENCH_MEM_BATCH", 500, 1),
@@ -103,7 +96,6 @@ for (const s of selected)
   if (!SCENARIOS.includes(s as Scenario)) throw new Error(`unknown scenario ${s} in BENCH_SCENARIOS`);
 const runs = (s: Scenario) => selected.has(s);
 if (cfg.fanSenders > cfg.fanMembers) throw new Error("BENCH_FANOUT_SENDERS must not exceed BENCH_FANOUT_MEMBERS");
-const PG_ADMIN_URL = process.env.BENCH_PG_ADMIN_URL || CLUSTER_DATABASE_URL;
 const cpuProfDir = process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : undefined;
 
 // A hard bound on the whole run, generous: set-up (server start, fixtures, handshakes, joins) dominates the
@@ -118,11 +110,6 @@ const budgetMs =
 const childTtlMs = budgetMs + 10_000;
 
 /** redis-servers this run started, killed by handle if the run ends abruptly */
-const redisProcs = new Set<ChildProcess>();
-function killRedis(): void {
-  for (const p of redisProcs) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
-  redisProcs.clear();
-}
 
 function log(line: string): void {
   process.stderr.write(`${line}\n`);

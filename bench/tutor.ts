@@ -17,15 +17,13 @@
  * BENCH_CHILD_STDOUT=inherit (DoctorPy's logs), BENCH_PIN=0 (no CPU pinning), BENCH_STRICT=1 (exit 1 when a row
  * fails; an inconclusive row does not), BENCH_NO_DOCS=1 (do not touch docs/BENCHMARKS.md).
  */
-import { type ChildProcess, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { testConfig } from "../tests/helpers/config.ts";
-import { CLUSTER_DATABASE_URL, createTestDatabase } from "../tests/helpers/postgres.ts";
-import { startRedis } from "../tests/helpers/redis.ts";
-import { pinning, pinSelf, runBench, type ServerChild, type ServerSpec, startServerChild } from "./lib/child.ts";
+import { pinning, pinSelf, runBench, type ServerChild, type ServerSpec } from "./lib/child.ts";
 import { CpuMeter, type CpuReport } from "./lib/cpu-meter.ts";
 import { MAX_SEQ } from "./lib/delta-recorder.ts";
+import { intEnv, killRedis, startNodes } from "./lib/nodes.ts";
 import { type PacedModel, startPacedModel } from "./lib/paced-model.ts";
 import { sleep } from "./lib/realtime.ts";
 import { describeMachine, machineFacts, publishSection } from "./lib/report.ts";
@@ -40,14 +38,6 @@ const TARGET_ADDED_P99: Record<number, number> = { 1: 15, 2: 30 };
 const WARMUP_TOKENS = 20;
 /** pause between the warm-up and the measured answers, ms */
 const SETTLE_MS = 1000;
-
-function intEnv(name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be an integer in [${min}, ${max}]`);
-  return n;
-}
 
 function listEnv(name: string, fallback: number[], min: number): number[] {
   const raw = process.env[name];
@@ -69,19 +59,12 @@ const cfg = {
 if (cfg.nodes.some((n) => n > 2)) throw new Error("BENCH_TUTOR_NODES: 1 and 2 nodes only (targets exist for those)");
 // DoctorPy's tutor gives up on a generation after 20 s (tests/helpers/config.ts, which the server child uses).
 if (cfg.tokens / cfg.rate > 15) throw new Error("an answer must stream within 15 s: lower BENCH_TUTOR_TOKENS");
-const PG_ADMIN_URL = process.env.BENCH_PG_ADMIN_URL || CLUSTER_DATABASE_URL;
 
 const answerSeconds =
   (cfg.warmup * WARMUP_TOKENS + cfg.answers * cfg.tokens) / cfg.rate + 2 * (cfg.warmup + cfg.answers);
 const budgetMs =
   1000 * (60 + cfg.nodes.length * (90 + cfg.sizes.reduce((s, m) => s + 2 * (20 + answerSeconds + m / 20), 0)));
 const childTtlMs = budgetMs + 10_000;
-
-const redisProcs = new Set<ChildProcess>();
-function killRedis(): void {
-  for (const p of redisProcs) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
-  redisProcs.clear();
-}
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const f0 = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "n/a");
@@ -104,35 +87,7 @@ interface Setup {
 async function startSetup(kind: Kind, count: number, model: PacedModel): Promise<Setup> {
   const env: Record<string, string> = { BENCH_LLM_BASE_URL: model.url, BENCH_LLM_MODEL: "bench-model" };
   const spec: ServerSpec = { server: kind, logLevel: serverLog, ttlMs: childTtlMs, env };
-  const nodes: ServerChild[] = [];
-  let redis: Awaited<ReturnType<typeof startRedis>> | undefined;
-  let db: Awaited<ReturnType<typeof createTestDatabase>> | undefined;
-  const stop = async () => {
-    await Promise.all(nodes.map((n) => n.stop()));
-    await db?.drop();
-    if (redis) {
-      await redis.stop();
-      redisProcs.delete(redis.process);
-    }
-  };
-  try {
-    if (count > 1) {
-      redis = await startRedis();
-      redisProcs.add(redis.process);
-      env.BENCH_REDIS_URL = redis.url;
-      if (kind === "doctorpy") {
-        db = await createTestDatabase(PG_ADMIN_URL);
-        env.BENCH_DATABASE_URL = db.url;
-        env.BENCH_SECRETS = JSON.stringify(testConfig().secrets);
-      }
-    }
-    // The first node runs the migrations; the others start once it is up.
-    for (let k = 0; k < count; k++) nodes.push(await startServerChild(spec));
-    return { kind, nodes, stop };
-  } catch (err) {
-    await stop();
-    throw err;
-  }
+  return { kind, ...(await startNodes(spec, count)) };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
