@@ -4,7 +4,7 @@ import { cellsOf, readNotebook, setOutputs } from "../../shared/notebook/model.t
 import type { AuditPage } from "../../shared/schemas/admin.ts";
 import type { NotebookInfo, NotebookVersion } from "../../shared/schemas/notebooks.ts";
 import type { Room } from "../../shared/schemas/rooms.ts";
-import { type Editor, jsonOf, notebookOf, openEditor, tokenOf } from "../helpers/collab.ts";
+import { type Editor, notebookOf, openEditor, tokenOf } from "../helpers/collab.ts";
 import { registerUser, type TestUser, waitFor } from "../helpers/factories.ts";
 import { startServer, type TestServer } from "../helpers/server.ts";
 
