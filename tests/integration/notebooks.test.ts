@@ -1,5 +1,6 @@
+import { sql } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type * as Y from "yjs";
+import * as Y from "yjs";
 import { insertCell, readNotebook } from "../../shared/notebook/model.ts";
 import { READ_ONLY_REASON } from "../../shared/notebook/protocol.ts";
 import type { Room } from "../../shared/schemas/rooms.ts";
@@ -68,6 +69,31 @@ describe("a room's notebook over the y-websocket protocol", () => {
     await waitFor(() => hub.get(nb.id) === undefined, 10_000);
     const b = await editor(member, nb.id);
     expect(jsonOf(b.doc)).toContain("kept while unloaded");
+  });
+
+  it("keeps accepted updates through a database that refuses writes, and stores them once it takes them again", async () => {
+    const nb = await notebookOf(owner.client, room.id);
+    const a = await editor(owner, nb.id);
+    const b = await editor(member, nb.id);
+    const db = server.deps.dbh.db;
+    const stored = async () => {
+      const doc = new Y.Doc();
+      for (const u of (await server.deps.notebooks.store.load(nb.id)).updates) Y.applyUpdate(doc, u);
+      return jsonOf(doc);
+    };
+    // The database refuses every new row of the log, as a full disk or a failed-over primary would.
+    await db.execute(sql`alter table notebook_updates add constraint refuse_all check (false) not valid`);
+    try {
+      insertCell(a.doc, 0, { type: "code", source: "written while the database refused" });
+      // Clients still see each other's edits at once.
+      await waitFor(() => jsonOf(b.doc).includes("written while the database refused"));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(await stored()).not.toContain("written while the database refused");
+    } finally {
+      await db.execute(sql`alter table notebook_updates drop constraint refuse_all`);
+    }
+    // The writer's retries get through: the update is stored, nothing lost.
+    await waitFor(async () => (await stored()).includes("written while the database refused"), 10_000);
   });
 
   it("gives a learner's personal room a notebook of its own that nobody else can open", async () => {
