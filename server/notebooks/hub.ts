@@ -2,7 +2,7 @@ import * as awarenessProtocol from "y-protocols/awareness";
 import * as Y from "yjs";
 import type { Logger } from "../log.ts";
 import { Merger } from "./merger.ts";
-import type { NotebookRelay } from "./relay.ts";
+import type { NotebookRelay, RelayMessage } from "./relay.ts";
 import type { NotebookRow, NotebookStore } from "./store.ts";
 import { UpdateWriter } from "./update-writer.ts";
 
@@ -66,6 +66,8 @@ export interface HubOptions {
 export class NotebookHub {
   private readonly live = new Map<string, LiveNotebook>();
   private readonly loading = new Map<string, Promise<LiveNotebook>>();
+  /** relayed messages for notebooks being loaded */
+  private readonly early = new Map<string, RelayMessage[]>();
   private readonly writer: UpdateWriter;
   private readonly merger: Merger;
   private readonly compacting = new Set<string>();
@@ -84,21 +86,26 @@ export class NotebookHub {
     this.compactIntervalMs = options.compactIntervalMs ?? 30_000;
     this.writer = new UpdateWriter(store, log);
     this.merger = new Merger(log);
-    relay.onMessage(({ notebookId, node, kind, data }) => {
-      const live = this.live.get(notebookId);
-      if (!live) return;
-      try {
-        if (kind === "u") {
-          Y.applyUpdate(live.doc, data, REMOTE);
-          // An update that builds on one this node never received (relayed by a node that died before it could
-          // publish everything) waits in the document unapplied: the database has what is missing.
-          if (hasGaps(live.doc)) this.reloadSoon(live);
-        } else awarenessProtocol.applyAwarenessUpdate(live.awareness, data, { node } satisfies RemoteNode);
-      } catch (err) {
-        this.log.warn({ err: (err as Error).message, notebookId }, "relayed notebook message refused");
-      }
+    relay.onMessage((message) => {
+      const live = this.live.get(message.notebookId);
+      if (live) return this.applyRelayed(live, message);
+      // Relayed while the notebook loads (the stream is read from before the database): kept for when it is in.
+      this.early.get(message.notebookId)?.push(message);
     });
     relay.onGap(() => void this.reloadAll());
+  }
+
+  private applyRelayed(live: LiveNotebook, { notebookId, node, kind, data }: RelayMessage): void {
+    try {
+      if (kind === "u") {
+        Y.applyUpdate(live.doc, data, REMOTE);
+        // An update that builds on one this node never received (relayed by a node that died before it could
+        // publish everything) waits in the document unapplied: the database has what is missing.
+        if (hasGaps(live.doc)) this.reloadSoon(live);
+      } else awarenessProtocol.applyAwarenessUpdate(live.awareness, data, { node } satisfies RemoteNode);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, notebookId }, "relayed notebook message refused");
+    }
   }
 
   /** Notebooks in memory on this node. */
@@ -127,8 +134,16 @@ export class NotebookHub {
 
   private async load(row: NotebookRow): Promise<LiveNotebook> {
     // Positioned on the stream (a minute back) before reading the database: nothing falls between the two.
-    await this.relay.watch(row.id);
-    const stored = await this.store.load(row.id);
+    // What the stream delivers meanwhile waits in `early` and is applied once the document is built.
+    const early: RelayMessage[] = [];
+    this.early.set(row.id, early);
+    let stored: Awaited<ReturnType<NotebookStore["load"]>>;
+    try {
+      await this.relay.watch(row.id);
+      stored = await this.store.load(row.id);
+    } finally {
+      this.early.delete(row.id);
+    }
     const live = new LiveNotebook(row);
     for (const u of stored.updates) {
       Y.applyUpdate(live.doc, u, REMOTE);
@@ -137,6 +152,7 @@ export class NotebookHub {
     live.doc.on("update", (update: Uint8Array, origin: unknown) => this.onUpdate(live, update, origin));
     live.awareness.on("update", (change: AwarenessChange, origin: unknown) => this.onAwareness(live, change, origin));
     this.live.set(row.id, live);
+    for (const message of early) this.applyRelayed(live, message);
     // A log that other nodes (or an earlier life of this one) left long is compacted on first use.
     if (stored.logged >= 100) this.compact(live);
     return live;

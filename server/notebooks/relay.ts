@@ -97,17 +97,25 @@ export function redisRelay(redis: Redis, log: Logger, node: string = randomUUID(
     void redis.pexpire(key, STREAM_TTL_MS).catch(() => {});
   };
 
+  // One flusher at a time: two would both send the head of the queue and then both drop an entry.
+  let flushing = false;
   const flushPending = async () => {
     retryTimer = undefined;
-    while (pending.length > 0 && !closed) {
-      const next = pending[0] as (typeof pending)[number];
-      try {
-        await xadd(next.key, next.kind, next.data);
-        pending.shift();
-      } catch {
-        retryTimer = setTimeout(() => void flushPending(), RETRY_MS);
-        return;
+    if (flushing) return;
+    flushing = true;
+    try {
+      while (pending.length > 0 && !closed) {
+        const next = pending[0] as (typeof pending)[number];
+        try {
+          await xadd(next.key, next.kind, next.data);
+          pending.shift();
+        } catch {
+          retryTimer ??= setTimeout(() => void flushPending(), RETRY_MS);
+          return;
+        }
       }
+    } finally {
+      flushing = false;
     }
   };
 
@@ -236,14 +244,10 @@ export function redisRelay(redis: Redis, log: Logger, node: string = randomUUID(
       clearTimeout(retryTimer);
       const deadline = Date.now() + 1000;
       while (pending.length > 0 && Date.now() < deadline) {
-        const next = pending[0] as (typeof pending)[number];
-        const sent = await xadd(next.key, next.kind, next.data).then(
-          () => true,
-          () => false,
-        );
-        if (sent) pending.shift();
-        else await new Promise((resolve) => setTimeout(resolve, 100));
+        await flushPending();
+        if (pending.length > 0) await new Promise((resolve) => setTimeout(resolve, 100));
       }
+      clearTimeout(retryTimer);
       closed = true;
       wake?.();
       await ready.catch(() => {});
