@@ -5,7 +5,7 @@ import { readNotebook, replaceCells } from "../../shared/notebook/model.ts";
 import type { Invalidation, InvalidationBus } from "../auth/session-cache.ts";
 import type { Deps } from "../deps.ts";
 import { forbidden, notFound } from "../errors.ts";
-import { isManager, type RoomService } from "../rooms/rooms.ts";
+import { isManager, type RoomService, type Standing } from "../rooms/rooms.ts";
 import type { Access } from "./connection.ts";
 import type { LiveNotebook, NotebookHub } from "./hub.ts";
 import type { NotebookRow, NotebookStore, VersionRow } from "./store.ts";
@@ -32,13 +32,17 @@ export async function notebookAccess(
   row: NotebookRow,
   userId: string,
 ): Promise<(Access & { manager: boolean }) | null> {
-  let standing: Awaited<ReturnType<RoomService["cachedStanding"]>>;
+  let standing: Standing;
   try {
     standing = await deps.rooms.cachedStanding(row.roomId, userId);
   } catch {
     return null;
   }
-  const { room, member } = standing;
+  return accessOf(standing, row);
+}
+
+/** `notebookAccess` from a standing already read. */
+function accessOf({ room, member }: Standing, row: NotebookRow): (Access & { manager: boolean }) | null {
   if (room.archivedAt) return null;
   const manager = isManager(member.role);
   const writable = manager ? !room.endedAt : member.role !== "observer" && !room.endedAt && !row.locked;
@@ -63,11 +67,11 @@ export class NotebookService {
 
   /** The room's notebook (created on first use) and what I may do with it; 404 for non-members. */
   private async resolve(roomId: string, userId: string) {
-    await this.rooms.standing(roomId, userId);
+    // The standing is read once; the notebook is only created for a member.
+    const standing = await this.rooms.standing(roomId, userId);
+    if (standing.room.archivedAt) throw notFound("Room");
     const row = await this.store.forRoom(roomId);
-    const access = await notebookAccess({ rooms: this.rooms }, row, userId);
-    if (!access) throw notFound("Room");
-    return { row, access };
+    return { row, access: accessOf(standing, row) as Access & { manager: boolean } };
   }
 
   private info(row: NotebookRow, access: Access & { manager: boolean }): NotebookInfo {
@@ -80,9 +84,9 @@ export class NotebookService {
   }
 
   private async managed(roomId: string, userId: string) {
-    const { row } = await this.resolve(roomId, userId);
-    const { member } = await this.rooms.managing(roomId, userId);
-    return { row, manager: isManager(member.role) };
+    const { row, access } = await this.resolve(roomId, userId);
+    if (!access.manager) throw forbidden("Only owners and moderators can do this");
+    return { row };
   }
 
   /** Locks or unlocks; open connections on every node follow (through the room's invalidation). */
