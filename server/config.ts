@@ -58,6 +58,7 @@ const Env = z.object({
   TUTOR_OFFLINE_DELAY_MS: z.coerce.number().int().min(0).max(1000).default(20),
   TUTOR_CACHE_TTL: seconds.max(30 * 24 * 3600).default(24 * 3600),
   NOTEBOOK_IDLE_MS: z.coerce.number().int().min(0).max(3_600_000).default(10_000),
+  WS_WRITE_HOLD_MS: z.coerce.number().int().min(0).max(100).default(5),
 });
 
 export interface RateLimitConfig {
@@ -107,6 +108,8 @@ export interface Config {
   clientDir: string;
   /** how long a notebook stays in memory after its last connection closed, in ms */
   notebookIdleMs: number;
+  /** a WebSocket written to less than this many ms ago waits until then before its next write (0: per turn) */
+  wsWriteHoldMs: number;
   tutor: TutorConfig;
 }
 
@@ -169,6 +172,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     logLevel: e.LOG_LEVEL,
     clientDir: e.CLIENT_DIR,
     notebookIdleMs: e.NOTEBOOK_IDLE_MS,
+    wsWriteHoldMs: e.WS_WRITE_HOLD_MS,
     tutor: {
       llm: e.LLM_BASE_URL
         ? { baseUrl: e.LLM_BASE_URL, apiKey: e.LLM_API_KEY, model: e.LLM_MODEL as string }

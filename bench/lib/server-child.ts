@@ -231,6 +231,8 @@ async function startDoctorPy(logLevel: Config["logLevel"]): Promise<Running> {
     databasePoolSize: 10,
     redisUrl: process.env.BENCH_REDIS_URL || undefined,
     ...(secrets ? { secrets } : {}),
+    // The server's own variable, to compare holds (the default is the product's).
+    ...(process.env.WS_WRITE_HOLD_MS ? { wsWriteHoldMs: Number(process.env.WS_WRITE_HOLD_MS) } : {}),
     logLevel,
     rateLimits: {
       perIp: 10_000_000,

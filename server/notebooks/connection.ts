@@ -1,3 +1,4 @@
+import type { Socket } from "node:net";
 import * as decoding from "lib0/decoding";
 import * as encoding from "lib0/encoding";
 import type { WebSocket } from "ws";
@@ -6,6 +7,7 @@ import * as awarenessProtocol from "y-protocols/awareness";
 import * as syncProtocol from "y-protocols/sync";
 import * as Y from "yjs";
 import { CLOSE, MESSAGE, NOTEBOOK_LIMITS, READ_ONLY_REASON } from "../../shared/notebook/protocol.ts";
+import { corkUntilTurnEnds, rawSocketOf } from "../realtime/coalesce.ts";
 import type { SocketData } from "../realtime/types.ts";
 import type { LiveNotebook, NotebookHub, Peer } from "./hub.ts";
 
@@ -32,6 +34,7 @@ export class CollabConnection implements Peer {
   private refilledAt = Date.now();
   private deniedAt = 0;
   private closed = false;
+  private readonly raw: Socket | undefined;
 
   constructor(
     private readonly ws: WebSocket,
@@ -40,6 +43,7 @@ export class CollabConnection implements Peer {
     readonly user: SocketData,
     private access: Access,
   ) {
+    this.raw = rawSocketOf(ws);
     ws.binaryType = "nodebuffer";
     ws.on("message", (data: Buffer, isBinary: boolean) => this.receive(data, isBinary));
     ws.on("close", () => this.cleanUp());
@@ -76,6 +80,8 @@ export class CollabConnection implements Peer {
       this.close(CLOSE.rateLimited, "too slow to follow");
       return;
     }
+    // Updates relayed to this client in one turn leave in one system call.
+    corkUntilTurnEnds(this.raw);
     this.ws.send(message, { binary: true });
   }
 

@@ -6,6 +6,7 @@ import { SOCKET_MAX_PAYLOAD, SOCKET_PATH } from "../../shared/realtime.ts";
 import type { Deps } from "../deps.ts";
 import { closeRedis } from "../redis-close.ts";
 import { chatHandlers } from "./chat-handlers.ts";
+import { coalesceEngineWrites, flushPendingWrites, setWriteHold } from "./coalesce.ts";
 import { authenticateSocket, originAllowed } from "./handshake.ts";
 import { moderationHandlers } from "./moderation-handlers.ts";
 import { watchNodes } from "./node-watch.ts";
@@ -38,6 +39,10 @@ export async function attachRealtime(server: HttpServer, deps: Deps): Promise<Re
     // Refuse cross-site handshakes before any work (the auth middleware checks again with the cookie in hand).
     allowRequest: (req, callback) => callback(null, originAllowed(req, allowed)),
   });
+
+  // A burst to one client (a batch of chat messages, relayed events) leaves in one system call.
+  setWriteHold(config.wsWriteHoldMs);
+  coalesceEngineWrites(io.engine);
 
   let pub: typeof deps.redis;
   let sub: typeof deps.redis;
@@ -76,6 +81,8 @@ export async function attachRealtime(server: HttpServer, deps: Deps): Promise<Re
       stopApplying();
       stopTutor();
       io.local.emit("server:shutdown", { reconnect: true });
+      // Closing the engine discards what waits to be written: the notice leaves first.
+      flushPendingWrites();
       // Closing the engine drops each transport without a "server disconnect": clients reconnect on their own.
       io.engine.close();
       // The others learn that this node's users left before its Redis connections close.

@@ -35,6 +35,7 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     logLevel: (process.env.TEST_LOG_LEVEL as Config["logLevel"] | undefined) ?? "silent",
     clientDir: "./client/dist",
     notebookIdleMs: 2000,
+    wsWriteHoldMs: 5,
     tutor: {
       llm: undefined,
       idleTimeoutMs: 5000,

@@ -1,0 +1,151 @@
+import type { EventEmitter } from "node:events";
+import type { Socket } from "node:net";
+
+/**
+ * Write coalescing for WebSocket connections: what the server writes to one connection during one turn of the
+ * event loop leaves in one system call, at the end of the turn; and a connection written to less than
+ * `holdMs` ago waits until then, so that a fast stream of small messages leaves in a few larger writes.
+ *
+ * Each write to a TCP socket is a system call, and on loopback or a busy host that call (and the kernel's work
+ * behind it) costs more than building the frame. A room of 500 that receives a burst of k messages costs
+ * 500 × k calls; coalesced, 500, whatever k is. A connection that receives one message now and then is
+ * written at the end of the turn, as before; one that receives hundreds a second (a big room's chat, a busy
+ * notebook) gets them in writes at most `holdMs` apart, each message waiting at most that long.
+ *
+ * A socket is corked (node:net buffers its writes) on its first write and uncorked in a `setImmediate`
+ * callback, which runs once the event loop has handled the I/O that was ready, or, when held, by one timer
+ * shared by every held socket. Node then writes the buffered frames with one `writev`. Frames keep their
+ * order; nothing else about the connection changes.
+ */
+
+/** When the socket was last written (performance.now()), to decide whether its next write waits. */
+const WRITTEN_AT = Symbol("writtenAt");
+type Tracked = { [WRITTEN_AT]?: number };
+
+/** The part of an Engine.IO socket this module touches. */
+interface EngineSocketLike extends Tracked {
+  flush(): void;
+  writeBuffer: unknown[];
+  transport: { name: string; socket?: unknown };
+}
+type RawSocket = Socket & Tracked;
+
+const FLUSH_NOW = Symbol("flushNow");
+type Deferrable = EngineSocketLike & { [FLUSH_NOW]: () => void };
+
+let holdMs = 0;
+
+/** Sets how long a connection written to recently waits before its next write (0: only within a turn). */
+export function setWriteHold(ms: number): void {
+  holdMs = Math.max(0, ms);
+}
+
+/** Sockets (raw) and Engine.IO sockets to write at the end of this turn, and those held until the timer. */
+const turnRaw = new Set<RawSocket>();
+const turnEngine = new Set<Deferrable>();
+const heldRaw = new Set<RawSocket>();
+const heldEngine = new Set<Deferrable>();
+let turnScheduled = false;
+let holdTimer: NodeJS.Timeout | undefined;
+
+function held(socket: Tracked, now: number): boolean {
+  const at = socket[WRITTEN_AT];
+  return holdMs > 0 && at !== undefined && now - at < holdMs;
+}
+
+function scheduleTurn(): void {
+  if (turnScheduled) return;
+  turnScheduled = true;
+  setImmediate(endOfTurn);
+}
+
+function scheduleHold(): void {
+  if (holdTimer) return;
+  holdTimer = setTimeout(endOfHold, holdMs);
+}
+
+function endOfTurn(): void {
+  turnScheduled = false;
+  write(turnRaw, turnEngine);
+}
+
+function endOfHold(): void {
+  holdTimer = undefined;
+  write(heldRaw, heldEngine);
+}
+
+/** Runs the engine sockets' flushes into corked sockets, then uncorks every socket once. */
+function write(raws: Set<RawSocket>, engines: Set<Deferrable>): void {
+  const now = performance.now();
+  const toUncork = new Set(raws);
+  raws.clear();
+  if (engines.size > 0) {
+    const sockets = [...engines];
+    engines.clear();
+    for (const socket of sockets) {
+      socket[WRITTEN_AT] = now;
+      const raw = rawSocketOf(socket.transport.socket);
+      if (raw && !raw.destroyed && !toUncork.has(raw)) {
+        raw.cork();
+        toUncork.add(raw);
+      }
+      socket[FLUSH_NOW]();
+    }
+  }
+  for (const raw of toUncork) {
+    raw[WRITTEN_AT] = now;
+    raw.uncork();
+  }
+}
+
+/** Writes everything waiting now (before connections are dropped without a drain, as at shutdown). */
+export function flushPendingWrites(): void {
+  write(heldRaw, heldEngine);
+  write(turnRaw, turnEngine);
+}
+
+/** Holds this socket's writes until the end of the current turn of the event loop, or the hold (see above). */
+export function corkUntilTurnEnds(socket: RawSocket | undefined): void {
+  if (!socket || socket.destroyed || turnRaw.has(socket) || heldRaw.has(socket)) return;
+  socket.cork();
+  if (held(socket, performance.now())) {
+    heldRaw.add(socket);
+    scheduleHold();
+  } else {
+    turnRaw.add(socket);
+    scheduleTurn();
+  }
+}
+
+/** ws keeps the TCP socket it frames onto in `_socket` (not typed, stable across ws 8). */
+export function rawSocketOf(ws: unknown): RawSocket | undefined {
+  const raw = (ws as { _socket?: unknown } | undefined)?._socket;
+  return raw && typeof (raw as Socket).cork === "function" ? (raw as RawSocket) : undefined;
+}
+
+/**
+ * Engine.IO writes a socket's queued packets as soon as one is queued, then holds the rest until the kernel
+ * took the first: a burst to one client costs one call per packet however it is corked. Here a WebSocket
+ * client's flush waits for the end of the turn (or the hold), and the whole burst goes out in one corked write.
+ * Polling clients are left alone (their packets already leave in one HTTP response).
+ */
+export function coalesceEngineWrites(engine: EventEmitter): void {
+  engine.on("connection", (socket: Deferrable) => {
+    const flushNow = socket.flush.bind(socket);
+    socket[FLUSH_NOW] = flushNow;
+    socket.flush = () => {
+      if (socket.transport?.name !== "websocket" || socket.writeBuffer.length === 0) {
+        flushNow();
+        return;
+      }
+      if (turnEngine.has(socket) || heldEngine.has(socket)) return;
+      if (held(socket, performance.now())) {
+        heldEngine.add(socket);
+        scheduleHold();
+      } else {
+        turnEngine.add(socket);
+        scheduleTurn();
+      }
+    };
+  });
+}

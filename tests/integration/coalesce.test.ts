@@ -1,0 +1,150 @@
+import type { AddressInfo, Socket as NetSocket } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WebSocket, WebSocketServer } from "ws";
+import { corkUntilTurnEnds, rawSocketOf, setWriteHold } from "../../server/realtime/coalesce.ts";
+import type { AccessToken } from "../../shared/schemas/auth.ts";
+import { registerUser, waitFor } from "../helpers/factories.ts";
+import { startServer, type TestServer } from "../helpers/server.ts";
+import { connect } from "../helpers/sockets.ts";
+
+/** Counts the system-call-level writes (`_write` and `_writev`) node:net makes on this socket. */
+function countWrites(raw: NetSocket): { calls: number } {
+  const counter = { calls: 0 };
+  const target = raw as unknown as Record<"_write" | "_writev", (...args: unknown[]) => unknown>;
+  for (const name of ["_write", "_writev"] as const) {
+    const original = target[name].bind(raw);
+    target[name] = (...args: unknown[]) => {
+      counter.calls++;
+      return original(...args);
+    };
+  }
+  return counter;
+}
+
+describe("write coalescing on a WebSocket", () => {
+  let wss: WebSocketServer;
+  beforeAll(async () => {
+    wss = new WebSocketServer({ port: 0, host: "127.0.0.1" });
+    await new Promise((resolve) => wss.once("listening", resolve));
+  });
+  afterAll(() => new Promise((resolve) => wss.close(resolve)));
+
+  async function pair(): Promise<{ ws: WebSocket; client: WebSocket; received: string[]; writes: { calls: number } }> {
+    const serverSide = new Promise<WebSocket>((resolve) => wss.once("connection", resolve));
+    const client = new WebSocket(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}`);
+    const received: string[] = [];
+    client.on("message", (data) => received.push(String(data)));
+    const ws = await serverSide;
+    const raw = rawSocketOf(ws);
+    expect(raw).toBeDefined();
+    return { ws, client, received, writes: countWrites(raw as NetSocket) };
+  }
+  const turn = () => new Promise((resolve) => setImmediate(resolve));
+
+  it("sends what one turn wrote in one write, in order, and uncorks for the next turn", async () => {
+    setWriteHold(0);
+    const { ws, client, received, writes } = await pair();
+    const raw = rawSocketOf(ws);
+
+    for (let i = 0; i < 40; i++) {
+      corkUntilTurnEnds(raw);
+      ws.send(`first ${i}`);
+    }
+    await waitFor(() => received.length === 40);
+    expect(writes.calls).toBe(1);
+    expect(received).toEqual(Array.from({ length: 40 }, (_, i) => `first ${i}`));
+
+    // A later turn corks again; a socket that nobody corks writes as before.
+    for (let i = 0; i < 10; i++) {
+      corkUntilTurnEnds(raw);
+      ws.send(`second ${i}`);
+    }
+    await waitFor(() => received.length === 50);
+    expect(writes.calls).toBe(2);
+    ws.send("plain a");
+    ws.send("plain b");
+    await waitFor(() => received.length === 52);
+    expect(writes.calls).toBe(4);
+    expect(received.slice(40)).toEqual([...Array.from({ length: 10 }, (_, i) => `second ${i}`), "plain a", "plain b"]);
+    client.close();
+  });
+
+  it("holds the next write of a socket written to less than the hold ago, then sends it all at once", async () => {
+    setWriteHold(60);
+    const { ws, client, received, writes } = await pair();
+    const raw = rawSocketOf(ws);
+    const send = (text: string) => {
+      corkUntilTurnEnds(raw);
+      ws.send(text);
+    };
+    send("a");
+    await turn();
+    expect(writes.calls).toBe(1);
+    send("b");
+    await turn();
+    send("c");
+    await turn();
+    expect(writes.calls).toBe(1); // b and c wait for the hold
+    await waitFor(() => received.length === 3);
+    expect(writes.calls).toBe(2);
+    expect(received).toEqual(["a", "b", "c"]);
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    send("d"); // written long enough ago: the end of the turn again
+    await turn();
+    expect(writes.calls).toBe(3);
+    await waitFor(() => received.length === 4);
+    setWriteHold(0);
+    client.close();
+  });
+
+  it("leaves a destroyed socket alone", () => {
+    const socket = { destroyed: true, cork: () => expect.fail("corked a destroyed socket") } as unknown as NetSocket;
+    corkUntilTurnEnds(socket);
+    corkUntilTurnEnds(undefined);
+  });
+});
+
+describe("write coalescing on Socket.IO", () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startServer();
+  });
+  afterAll(() => s.close());
+
+  it("delivers a burst of packets to one client in one write, in order", async () => {
+    const user = await registerUser(s.url);
+    const token = (await user.client.post<AccessToken>("/api/v1/auth/token")).body.token;
+    const client = await connect(s.url, { token });
+    const received: unknown[] = [];
+    client.onAny((event: string, payload: unknown) => {
+      if (event === "test:burst") received.push(payload);
+    });
+    const serverSocket = s.realtime.io.sockets.sockets.get(client.id as string);
+    expect(serverSocket).toBeDefined();
+    const transport = (serverSocket as unknown as { conn: { transport: { name: string; socket: unknown } } }).conn
+      .transport;
+    expect(transport.name).toBe("websocket");
+    const raw = rawSocketOf(transport.socket);
+    expect(raw).toBeDefined();
+    const writes = countWrites(raw as NetSocket);
+
+    // Without coalescing, Engine.IO writes the first packet at once and each of the others after the kernel
+    // took the one before: 30 writes.
+    const emitter = s.realtime.io.to(client.id as string) as unknown as { emit(event: string, n: number): void };
+    for (let i = 0; i < 30; i++) emitter.emit("test:burst", i);
+    await waitFor(() => received.length === 30);
+    expect(received).toEqual(Array.from({ length: 30 }, (_, i) => i));
+    expect(writes.calls).toBe(1);
+
+    // Acks and ordinary traffic still flow: a request made after the burst is answered.
+    const pong = await new Promise<unknown>((resolve) =>
+      (client as unknown as { emit(e: string, p: unknown, cb: (r: unknown) => void): void }).emit(
+        "room:join",
+        { roomId: "not-a-uuid" },
+        resolve,
+      ),
+    );
+    expect(pong).toMatchObject({ ok: false });
+    client.close();
+  });
+});
