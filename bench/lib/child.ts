@@ -57,6 +57,8 @@ export function startServerChild(spec: ServerSpec, readyTimeoutMs = 60_000): Pro
   const nodeArgs = ["--import", "tsx"];
   if (spec.exposeGc) nodeArgs.push("--expose-gc");
   if (spec.cpuProfDir) nodeArgs.push("--cpu-prof", `--cpu-prof-dir=${spec.cpuProfDir}`);
+  // Extra Node/V8 flags for every server child, e.g. BENCH_NODE_ARGS="--trace-gc" (its lines go to stderr).
+  if (process.env.BENCH_NODE_ARGS) nodeArgs.push(...process.env.BENCH_NODE_ARGS.split(/\s+/).filter(Boolean));
   nodeArgs.push(CHILD_SCRIPT);
   const [command, args] = pinning
     ? ["taskset", ["-c", String(pinning.serverCpu), process.execPath, ...nodeArgs]]

@@ -18,7 +18,7 @@
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { monitorEventLoopDelay } from "node:perf_hooks";
+import { monitorEventLoopDelay, PerformanceObserver } from "node:perf_hooks";
 import { serve } from "@hono/node-server";
 import { createAdapter } from "@socket.io/redis-adapter";
 import { Hono } from "hono";
@@ -260,6 +260,28 @@ async function startDoctorPy(logLevel: Config["logLevel"]): Promise<Running> {
 function traceDoctorPy(running: RunningServer): void {
   const h = monitorEventLoopDelay({ resolution: 5 });
   h.enable();
+  // Garbage collections longer than 5 ms, by kind (1 minor, 2 major, 4 incremental, 8 weak callbacks).
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries())
+      if (e.duration > 5)
+        process.stderr.write(
+          `trace: gc kind ${(e as { detail?: { kind?: number } }).detail?.kind} ${e.duration.toFixed(1)} ms\n`,
+        );
+  }).observe({ entryTypes: ["gc"] });
+  // Notebook compactions (replayed in a worker thread that shares the server's core).
+  const merger = (running.deps.notebooks.hub as unknown as { merger: { merge(u: Uint8Array[]): Promise<Uint8Array> } })
+    .merger;
+  const merge = merger.merge.bind(merger);
+  merger.merge = async (updates) => {
+    const t = performance.now();
+    try {
+      return await merge(updates);
+    } finally {
+      process.stderr.write(
+        `trace: compaction merged ${updates.length} updates in ${(performance.now() - t).toFixed(1)} ms\n`,
+      );
+    }
+  };
   const st = running.deps.dbh.statements;
   const insert = st.insertMessages.bind(st);
   let batches = 0;
@@ -273,6 +295,7 @@ function traceDoctorPy(running: RunningServer): void {
     } finally {
       const d = performance.now() - t;
       batches++;
+      if (d > 15) process.stderr.write(`trace: slow batch of ${b.length} rows: ${d.toFixed(1)} ms\n`);
       rows += b.length;
       ms += d;
       maxMs = Math.max(maxMs, d);

@@ -133,6 +133,8 @@ export class NotebookHub {
   }
 
   private async load(row: NotebookRow): Promise<LiveNotebook> {
+    // The first notebook opened on this node starts the compaction worker, long before its first compaction.
+    this.merger.warm();
     // Positioned on the stream (a minute back) before reading the database: nothing falls between the two.
     // What the stream delivers meanwhile waits in `early` and is applied once the document is built.
     const early: RelayMessage[] = [];

@@ -145,6 +145,21 @@ describe("write coalescing on Socket.IO", () => {
       ),
     );
     expect(pong).toMatchObject({ ok: false });
+
+    // A client written to less than the hold ago gets its next packets together once the hold is up.
+    setWriteHold(60);
+    await new Promise((resolve) => setTimeout(resolve, 80)); // past the hold since the ack
+    const before = writes.calls;
+    emitter.emit("test:burst", 100);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(writes.calls).toBe(before + 1);
+    for (let i = 101; i < 110; i++) emitter.emit("test:burst", i);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(writes.calls).toBe(before + 1);
+    await waitFor(() => received.length === 40);
+    expect(writes.calls).toBe(before + 2);
+    expect(received.slice(30)).toEqual(Array.from({ length: 10 }, (_, i) => 100 + i));
+    setWriteHold(s.config.wsWriteHoldMs);
     client.close();
   });
 });
