@@ -30,9 +30,6 @@ interface EngineSocketLike extends Tracked {
 }
 type RawSocket = Socket & Tracked;
 
-const FLUSH_NOW = Symbol("flushNow");
-type Deferrable = EngineSocketLike & { [FLUSH_NOW]: () => void };
-
 let holdMs = 0;
 
 /** Sets how long a connection written to recently waits before its next write (0: only within a turn). */
@@ -42,9 +39,9 @@ export function setWriteHold(ms: number): void {
 
 /** Sockets (raw) and Engine.IO sockets to write at the end of this turn, and those held until the timer. */
 const turnRaw = new Set<RawSocket>();
-const turnEngine = new Set<Deferrable>();
+const turnEngine = new Set<EngineSocketLike>();
 const heldRaw = new Set<RawSocket>();
-const heldEngine = new Set<Deferrable>();
+const heldEngine = new Set<EngineSocketLike>();
 let turnScheduled = false;
 let holdTimer: NodeJS.Timeout | undefined;
 
@@ -75,7 +72,7 @@ function endOfHold(): void {
 }
 
 /** Runs the engine sockets' flushes into corked sockets, then uncorks every socket once. */
-function write(raws: Set<RawSocket>, engines: Set<Deferrable>): void {
+function write(raws: Set<RawSocket>, engines: Set<EngineSocketLike>): void {
   const now = performance.now();
   const toUncork = new Set(raws);
   raws.clear();
@@ -89,7 +86,7 @@ function write(raws: Set<RawSocket>, engines: Set<Deferrable>): void {
         raw.cork();
         toUncork.add(raw);
       }
-      socket[FLUSH_NOW]();
+      (Object.getPrototypeOf(socket) as EnginePrototype)[ENGINE_FLUSH]?.call(socket);
     }
   }
   for (const raw of toUncork) {
@@ -123,27 +120,36 @@ export function rawSocketOf(ws: unknown): RawSocket | undefined {
   return raw && typeof (raw as Socket).cork === "function" ? (raw as RawSocket) : undefined;
 }
 
+/** Engine.IO's own `Socket.prototype.flush`, kept once it is replaced (see below). */
+const ENGINE_FLUSH = Symbol("engineFlush");
+type EnginePrototype = { flush(this: EngineSocketLike): void; [ENGINE_FLUSH]?: (this: EngineSocketLike) => void };
+
 /**
  * Engine.IO writes a socket's queued packets as soon as one is queued, then holds the rest until the kernel
  * took the first: a burst to one client costs one call per packet however it is corked. Here a WebSocket
  * client's flush waits for the end of the turn (or the hold), and the whole burst goes out in one corked write.
  * Polling clients are left alone (their packets already leave in one HTTP response).
+ *
+ * The replacement goes on Engine.IO's socket prototype, once per process, when the first client connects:
+ * nothing is added to each connection (memory per socket is a target of its own).
  */
 export function coalesceEngineWrites(engine: EventEmitter): void {
-  engine.on("connection", (socket: Deferrable) => {
-    const flushNow = socket.flush.bind(socket);
-    socket[FLUSH_NOW] = flushNow;
-    socket.flush = () => {
-      if (socket.transport?.name !== "websocket" || socket.writeBuffer.length === 0) {
-        flushNow();
+  engine.once("connection", (socket: EngineSocketLike) => {
+    const proto = Object.getPrototypeOf(socket) as EnginePrototype;
+    if (proto[ENGINE_FLUSH]) return;
+    const flushNow = proto.flush;
+    proto[ENGINE_FLUSH] = flushNow;
+    proto.flush = function (this: EngineSocketLike) {
+      if (this.transport?.name !== "websocket" || this.writeBuffer.length === 0) {
+        flushNow.call(this);
         return;
       }
-      if (turnEngine.has(socket) || heldEngine.has(socket)) return;
-      if (held(socket, performance.now())) {
-        heldEngine.add(socket);
+      if (turnEngine.has(this) || heldEngine.has(this)) return;
+      if (held(this, performance.now())) {
+        heldEngine.add(this);
         scheduleHold();
       } else {
-        turnEngine.add(socket);
+        turnEngine.add(this);
         scheduleTurn();
       }
     };
