@@ -108,7 +108,7 @@ export interface Config {
   clientDir: string;
   /** how long a notebook stays in memory after its last connection closed, in ms */
   notebookIdleMs: number;
-  /** a WebSocket written to less than this many ms ago waits until then before its next write (0: per turn) */
+  /** while the event loop is busy, a WebSocket written to less than this many ms ago waits until then (0: never) */
   wsWriteHoldMs: number;
   tutor: TutorConfig;
 }

@@ -1,5 +1,6 @@
 import type { EventEmitter } from "node:events";
 import type { Socket } from "node:net";
+import { performance } from "node:perf_hooks";
 
 /**
  * Write coalescing for WebSocket connections: what the server writes to one connection during one turn of the
@@ -31,10 +32,35 @@ interface EngineSocketLike extends Tracked {
 type RawSocket = Socket & Tracked;
 
 let holdMs = 0;
+/** The hold applies only while the event loop was busier than this share of the last sample (0: always). */
+let busyShare = 0.5;
+let busy = false;
+let sampler: NodeJS.Timeout | undefined;
+const SAMPLE_MS = 100;
 
-/** Sets how long a connection written to recently waits before its next write (0: only within a turn). */
-export function setWriteHold(ms: number): void {
+/**
+ * Sets how long a connection written to recently waits before its next write (0: never, only within a turn),
+ * and how busy the event loop must be for that to apply: an idle server writes at the end of each turn, and
+ * only one that spends more than `whenBusierThan` of its time working trades a few milliseconds for fewer
+ * system calls.
+ */
+export function setWriteHold(ms: number, whenBusierThan = 0.5): void {
   holdMs = Math.max(0, ms);
+  busyShare = Math.min(1, Math.max(0, whenBusierThan));
+  busy = busyShare === 0;
+  if (holdMs === 0 || busyShare === 0) {
+    clearInterval(sampler);
+    sampler = undefined;
+    return;
+  }
+  if (sampler) return;
+  let last = performance.eventLoopUtilization();
+  sampler = setInterval(() => {
+    const now = performance.eventLoopUtilization();
+    busy = performance.eventLoopUtilization(now, last).utilization > busyShare;
+    last = now;
+  }, SAMPLE_MS);
+  sampler.unref();
 }
 
 /** Sockets (raw) and Engine.IO sockets to write at the end of this turn, and those held until the timer. */
@@ -47,7 +73,7 @@ let holdTimer: NodeJS.Timeout | undefined;
 
 function held(socket: Tracked, now: number): boolean {
   const at = socket[WRITTEN_AT];
-  return holdMs > 0 && at !== undefined && now - at < holdMs;
+  return busy && holdMs > 0 && at !== undefined && now - at < holdMs;
 }
 
 function scheduleTurn(): void {

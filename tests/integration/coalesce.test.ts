@@ -70,7 +70,7 @@ describe("write coalescing on a WebSocket", () => {
   });
 
   it("holds the next write of a socket written to less than the hold ago, then sends it all at once", async () => {
-    setWriteHold(60);
+    setWriteHold(60, 0);
     const { ws, client, received, writes } = await pair();
     const raw = rawSocketOf(ws);
     const send = (text: string) => {
@@ -93,6 +93,42 @@ describe("write coalescing on a WebSocket", () => {
     await turn();
     expect(writes.calls).toBe(3);
     await waitFor(() => received.length === 4);
+    setWriteHold(0);
+    client.close();
+  });
+
+  it("holds only while the event loop is busy", async () => {
+    setWriteHold(60);
+    const { ws, client, received, writes } = await pair();
+    const raw = rawSocketOf(ws);
+    const send = (text: string) => {
+      corkUntilTurnEnds(raw);
+      ws.send(text);
+    };
+    await new Promise((resolve) => setTimeout(resolve, 250)); // an idle sample
+    send("idle 1");
+    await turn();
+    send("idle 2");
+    await turn();
+    expect(writes.calls).toBe(2); // not held: each at the end of its turn
+
+    // Keep the loop busy for a few samples (work in slices, with turns in between).
+    const until = performance.now() + 350;
+    while (performance.now() < until) {
+      const slice = performance.now() + 20;
+      while (performance.now() < slice) {
+        // busy
+      }
+      await turn();
+    }
+    send("busy 1");
+    await turn();
+    send("busy 2");
+    await turn();
+    expect(writes.calls).toBe(3); // busy 2 waits for the hold
+    await waitFor(() => received.length === 4);
+    expect(writes.calls).toBe(4);
+    expect(received).toEqual(["idle 1", "idle 2", "busy 1", "busy 2"]);
     setWriteHold(0);
     client.close();
   });
@@ -147,7 +183,7 @@ describe("write coalescing on Socket.IO", () => {
     expect(pong).toMatchObject({ ok: false });
 
     // A client written to less than the hold ago gets its next packets together once the hold is up.
-    setWriteHold(60);
+    setWriteHold(60, 0);
     await new Promise((resolve) => setTimeout(resolve, 80)); // past the hold since the ack
     const before = writes.calls;
     emitter.emit("test:burst", 100);
