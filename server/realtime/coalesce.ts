@@ -131,11 +131,16 @@ export function flushPendingWrites(): void {
 export function corkUntilTurnEnds(socket: RawSocket | undefined): void {
   if (!socket || socket.destroyed || turnRaw.has(socket) || heldRaw.has(socket)) return;
   socket.cork();
+  enqueue(socket, turnRaw, heldRaw);
+}
+
+/** Queues a socket for the end of the turn, or for the hold's timer when it was written to too recently. */
+function enqueue<T extends Tracked>(socket: T, turn: Set<T>, hold: Set<T>): void {
   if (held(socket, performance.now())) {
-    heldRaw.add(socket);
+    hold.add(socket);
     scheduleHold();
   } else {
-    turnRaw.add(socket);
+    turn.add(socket);
     scheduleTurn();
   }
 }
@@ -170,14 +175,7 @@ export function coalesceEngineWrites(engine: EventEmitter): void {
         flushNow.call(this);
         return;
       }
-      if (turnEngine.has(this) || heldEngine.has(this)) return;
-      if (held(this, performance.now())) {
-        heldEngine.add(this);
-        scheduleHold();
-      } else {
-        turnEngine.add(this);
-        scheduleTurn();
-      }
+      if (!turnEngine.has(this) && !heldEngine.has(this)) enqueue(this, turnEngine, heldEngine);
     };
   });
 }
