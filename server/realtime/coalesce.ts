@@ -112,7 +112,7 @@ function write(raws: Set<RawSocket>, engines: Set<EngineSocketLike>): void {
         raw.cork();
         toUncork.add(raw);
       }
-      (Object.getPrototypeOf(socket) as EnginePrototype)[ENGINE_FLUSH]?.call(socket);
+      engineFlush?.call(socket);
     }
   }
   for (const raw of toUncork) {
@@ -152,8 +152,7 @@ export function rawSocketOf(ws: unknown): RawSocket | undefined {
 }
 
 /** Engine.IO's own `Socket.prototype.flush`, kept once it is replaced (see below). */
-const ENGINE_FLUSH = Symbol("engineFlush");
-type EnginePrototype = { flush(this: EngineSocketLike): void; [ENGINE_FLUSH]?: (this: EngineSocketLike) => void };
+let engineFlush: ((this: EngineSocketLike) => void) | undefined;
 
 /**
  * Engine.IO writes a socket's queued packets as soon as one is queued, then holds the rest until the kernel
@@ -166,10 +165,10 @@ type EnginePrototype = { flush(this: EngineSocketLike): void; [ENGINE_FLUSH]?: (
  */
 export function coalesceEngineWrites(engine: EventEmitter): void {
   engine.once("connection", (socket: EngineSocketLike) => {
-    const proto = Object.getPrototypeOf(socket) as EnginePrototype;
-    if (proto[ENGINE_FLUSH]) return;
+    if (engineFlush) return;
+    const proto = Object.getPrototypeOf(socket) as { flush(this: EngineSocketLike): void };
     const flushNow = proto.flush;
-    proto[ENGINE_FLUSH] = flushNow;
+    engineFlush = flushNow;
     proto.flush = function (this: EngineSocketLike) {
       if (this.transport?.name !== "websocket" || this.writeBuffer.length === 0) {
         flushNow.call(this);
