@@ -1,12 +1,10 @@
 import { fileURLToPath } from "node:url";
-import { PGlite } from "@electric-sql/pglite";
 import { sql } from "drizzle-orm";
-import { drizzle as drizzlePg } from "drizzle-orm/node-postgres";
-import { migrate as migratePg } from "drizzle-orm/node-postgres/migrator";
+import { drizzle } from "drizzle-orm/node-postgres";
+import { migrate } from "drizzle-orm/node-postgres/migrator";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
-import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
-import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
 import pg from "pg";
+import { PgliteThread } from "./pglite-thread.ts";
 import * as schema from "./schema.ts";
 import { createStatements, type Statements } from "./statements.ts";
 
@@ -38,36 +36,39 @@ const migrationsFolder = fileURLToPath(new URL("./migrations", import.meta.url))
 export async function openDb(options: DbOptions): Promise<DbHandle> {
   if (options.databaseUrl) {
     const pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.poolSize ?? 10 });
-    // An idle client that loses its server emits 'error' on the pool; without a listener node would exit.
-    pool.on("error", () => {});
-    const db = drizzlePg({ client: pool, schema });
-    await migratePg(db, { migrationsFolder });
-    return {
-      db: db as unknown as Db,
-      kind: "postgres",
-      statements: createStatements(async (name, text, values) => (await pool.query({ name, text, values })).rows),
-      ping: async () => void (await db.execute(sql`select 1`)),
-      close: () => pool.end(),
-    };
+    return open(pool, "postgres", () => pool.end());
   }
-  const client = options.dataDir === "memory" ? new PGlite() : new PGlite(options.dataDir);
-  // PGlite runs each query synchronously on this thread, and a queued query starts as soon as the previous one
-  // resolves, without going back to the event loop: a burst of queries would hold every socket for its whole
-  // length. Each query first waits for the current I/O phase to end, so sockets are served in between.
-  const query = client.query.bind(client);
-  client.query = (async (...args: Parameters<typeof query>) => {
-    await new Promise((resolve) => setImmediate(resolve));
-    return query(...args);
-  }) as typeof client.query;
-  const db = drizzlePglite({ client, schema });
-  await migratePglite(db, { migrationsFolder });
+  // The embedded database runs in a worker thread and speaks the PostgreSQL protocol (db/pglite-thread.ts): one
+  // session, so one connection, kept open (a new one would find the old one's prepared statements).
+  const thread = await PgliteThread.start(options.dataDir);
+  const pool = new pg.Pool({
+    max: 1,
+    idleTimeoutMillis: 0,
+    user: "postgres",
+    database: "postgres",
+    stream: () => thread.connect(),
+  } as pg.PoolConfig);
+  return open(pool, "pglite", async () => {
+    await pool.end();
+    await thread.close();
+  });
+}
+
+async function open(pool: pg.Pool, kind: DbHandle["kind"], close: () => Promise<void>): Promise<DbHandle> {
+  // An idle client that loses its server emits 'error' on the pool; without a listener node would exit.
+  pool.on("error", () => {});
+  const db = drizzle({ client: pool, schema });
+  try {
+    await migrate(db, { migrationsFolder });
+  } catch (err) {
+    await close().catch(() => {});
+    throw err;
+  }
   return {
     db: db as unknown as Db,
-    kind: "pglite",
-    statements: createStatements(
-      async (_name, text, values) => (await client.query<Record<string, unknown>>(text, values)).rows,
-    ),
+    kind,
+    statements: createStatements(async (name, text, values) => (await pool.query({ name, text, values })).rows),
     ping: async () => void (await db.execute(sql`select 1`)),
-    close: () => client.close(),
+    close,
   };
 }
