@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
+import { SERVER_NODE_FLAGS } from "../../server/node-flags.ts";
 import type { ChildMessage, Command, Fixtures, MemoryReport, ParentMessage } from "./server-child.ts";
 
 const CHILD_SCRIPT = fileURLToPath(new URL("./server-child.ts", import.meta.url));
@@ -54,7 +55,8 @@ export function pinSelf(): boolean {
 
 /** Starts a server in its own process and resolves once it listens (its URL comes back over IPC). */
 export function startServerChild(spec: ServerSpec, readyTimeoutMs = 60_000): Promise<ServerChild> {
-  const nodeArgs = ["--import", "tsx"];
+  // The server's own V8 flags, as `npm start` passes them, for DoctorPy and the bare baselines alike.
+  const nodeArgs = ["--import", "tsx", ...SERVER_NODE_FLAGS];
   if (spec.exposeGc) nodeArgs.push("--expose-gc");
   if (spec.cpuProfDir) nodeArgs.push("--cpu-prof", `--cpu-prof-dir=${spec.cpuProfDir}`);
   // Extra Node/V8 flags for every server child, e.g. BENCH_NODE_ARGS="--trace-gc" (its lines go to stderr).
