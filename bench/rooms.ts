@@ -69,6 +69,8 @@ const TARGET = {
   fanoutP99: 25,
 };
 
+/** BENCH_TRACE=1: also per-message receipt spread in the fan-out (the children print their own trace) */
+const TRACE = process.env.BENCH_TRACE === "1";
 const cfg = {
   memConnections: intEnv("BENCH_MEM_CONNECTIONS", 10_000, 1),
   memBatch: intEnv("BENCH_MEM_BATCH", 500, 1),
@@ -348,8 +350,25 @@ class Window {
   /** open-loop sends skipped inside the window because `maxOutstanding` messages were still unacknowledged */
   skipped = 0;
 
+  /** BENCH_TRACE: each message's first and last receipt (ms after its send), keyed by its send time */
+  readonly spread = new Map<number, [number, number]>();
+
   /** open-loop senders stop adding to a backlog past this many unacknowledged messages */
   constructor(readonly maxOutstanding = Number.POSITIVE_INFINITY) {}
+
+  /** BENCH_TRACE: p50 / p99 of the first receipt of each message, and of the time from its first to its last */
+  spreadSummary(): string {
+    const first = new Samples();
+    const span = new Samples();
+    for (const [a, b] of this.spread.values()) {
+      first.add(a);
+      span.add(b - a);
+    }
+    return (
+      `first receipt p50 ${f1(first.percentile(50))} p99 ${f1(first.percentile(99))} ms, ` +
+      `first to last p50 ${f1(span.percentile(50))} p99 ${f1(span.percentile(99))} ms`
+    );
+  }
 
   open(durationS: number): void {
     this.t0 = performance.now();
@@ -384,6 +403,11 @@ function listen(sockets: LightSocket[], current: () => Window[]): void {
         if (stamp.t >= w.t0 && stamp.t < w.t1) {
           w.samples.add(now - stamp.t);
           w.got++;
+          if (TRACE) {
+            const seen = w.spread.get(stamp.t);
+            if (seen) seen[1] = now - stamp.t;
+            else w.spread.set(stamp.t, [now - stamp.t, now - stamp.t]);
+          }
         }
       }
     });
@@ -638,6 +662,7 @@ async function fanoutScenario(kind: Kind, pacedMsgsPerSec: (maxRow: FanoutRow) =
     const max = finish("max", cpu);
     rows.push(max);
     logFanout(max);
+    if (TRACE) log(`    max, per message: ${w.spreadSummary()}`);
 
     // Phase 2: open loop at a fixed rate, spread over the senders.
     const rate = pacedMsgsPerSec(max);
@@ -668,6 +693,7 @@ async function fanoutScenario(kind: Kind, pacedMsgsPerSec: (maxRow: FanoutRow) =
     const paced = finish("paced", cpu);
     rows.push(paced);
     logFanout(paced);
+    if (TRACE) log(`    paced, per message: ${w.spreadSummary()}`);
     return rows;
   } finally {
     await node.stop();
