@@ -27,7 +27,9 @@ type Tracked = { [WRITTEN_AT]?: number };
 interface EngineSocketLike extends Tracked {
   flush(): void;
   writeBuffer: unknown[];
-  transport: { name: string; socket?: unknown };
+  readyState?: string;
+  upgrading?: boolean;
+  transport: { name: string; socket?: unknown; writable?: boolean; perMessageDeflate?: unknown };
 }
 type RawSocket = Socket & Tracked;
 
@@ -178,3 +180,61 @@ export function coalesceEngineWrites(engine: EventEmitter): void {
     };
   });
 }
+
+/** ws's frame writer, as Engine.IO's WebSocket transport uses it for pre-encoded frames. */
+interface SenderLike {
+  sendFrame(frame: Buffer[], cb?: () => void): void;
+}
+
+/** The part of a Socket.IO client (one per connection) this module touches. */
+interface SocketIoClientLike {
+  conn: EngineSocketLike;
+  writeToEngine(encodedPackets: unknown, opts: { volatile?: boolean; wsPreEncodedFrame?: Buffer[] }): void;
+}
+
+/**
+ * A broadcast to a room encodes its packet and its WebSocket frame once (socket.io-adapter), then hands the
+ * frame to each member's Engine.IO socket, which makes a packet object, queues it, emits three events, flushes,
+ * and passes the frame to ws with two callbacks: at a room of 500 that bookkeeping cost as much as the frames.
+ * Here a member whose connection is an open WebSocket with nothing queued ahead gets the frame written straight
+ * onto its TCP socket (corked until the end of the turn, like everything else, and held the same way). Anything
+ * else takes Engine.IO's path: a volatile packet, a connection upgrading or on long-polling, one with packets
+ * queued or a send in flight (those go first, so order is kept), compression.
+ *
+ * The replacement goes on Socket.IO's client prototype, once per process, when the first socket connects.
+ */
+export function writeBroadcastFramesDirectly(io: EventEmitter): void {
+  io.once("connection", (socket: { client: SocketIoClientLike }) => {
+    if (clientWriteToEngine) return;
+    const proto = Object.getPrototypeOf(socket.client) as SocketIoClientLike;
+    const writeToEngine = proto.writeToEngine;
+    clientWriteToEngine = writeToEngine;
+    proto.writeToEngine = function (this: SocketIoClientLike, encodedPackets, opts) {
+      const frame = opts?.wsPreEncodedFrame;
+      const conn = this.conn;
+      const transport = conn?.transport;
+      if (
+        frame &&
+        !opts.volatile &&
+        conn.readyState === "open" &&
+        !conn.upgrading &&
+        transport.name === "websocket" &&
+        transport.writable === true &&
+        !transport.perMessageDeflate &&
+        conn.writeBuffer.length === 0
+      ) {
+        const sender = (transport.socket as { _sender?: SenderLike } | undefined)?._sender;
+        const raw = rawSocketOf(transport.socket);
+        if (sender && typeof sender.sendFrame === "function" && raw && !raw.destroyed) {
+          corkUntilTurnEnds(raw);
+          sender.sendFrame(frame);
+          return;
+        }
+      }
+      writeToEngine.call(this, encodedPackets, opts);
+    };
+  });
+}
+
+/** Socket.IO's own `Client.prototype.writeToEngine`, kept once it is replaced. */
+let clientWriteToEngine: SocketIoClientLike["writeToEngine"] | undefined;

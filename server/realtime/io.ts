@@ -6,7 +6,7 @@ import { SOCKET_MAX_PAYLOAD, SOCKET_PATH } from "../../shared/realtime.ts";
 import type { Deps } from "../deps.ts";
 import { closeRedis } from "../redis-close.ts";
 import { chatHandlers } from "./chat-handlers.ts";
-import { coalesceEngineWrites, flushPendingWrites, setWriteHold } from "./coalesce.ts";
+import { coalesceEngineWrites, flushPendingWrites, setWriteHold, writeBroadcastFramesDirectly } from "./coalesce.ts";
 import { authenticateSocket, originAllowed } from "./handshake.ts";
 import { moderationHandlers } from "./moderation-handlers.ts";
 import { watchNodes } from "./node-watch.ts";
@@ -43,6 +43,7 @@ export async function attachRealtime(server: HttpServer, deps: Deps): Promise<Re
   // A burst to one client (a batch of chat messages, relayed events) leaves in one system call.
   setWriteHold(config.wsWriteHoldMs);
   coalesceEngineWrites(io.engine);
+  writeBroadcastFramesDirectly(io);
 
   let pub: typeof deps.redis;
   let sub: typeof deps.redis;

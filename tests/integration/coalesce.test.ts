@@ -198,4 +198,37 @@ describe("write coalescing on Socket.IO", () => {
     setWriteHold(s.config.wsWriteHoldMs);
     client.close();
   });
+
+  it("writes a broadcast's frame straight onto each member's socket, after whatever Engine.IO has queued", async () => {
+    const user = await registerUser(s.url);
+    const token = (await user.client.post<AccessToken>("/api/v1/auth/token")).body.token;
+    const client = await connect(s.url, { token });
+    const received: string[] = [];
+    client.onAny((event: string, payload: string) => {
+      if (event === "test:order") received.push(payload);
+    });
+    const serverSocket = s.realtime.io.sockets.sockets.get(client.id as string) as unknown as {
+      emit(event: string, p: string): void;
+      conn: { on(event: string, fn: () => void): void };
+    };
+    let packetsMade = 0;
+    serverSocket.conn.on("packetCreate", () => packetsMade++);
+    const room = s.realtime.io.to(client.id as string) as unknown as { emit(event: string, p: string): void };
+
+    // Broadcasts alone: no Engine.IO packet is made for them.
+    for (let i = 0; i < 5; i++) room.emit("test:order", `room ${i}`);
+    await waitFor(() => received.length === 5);
+    expect(packetsMade).toBe(0);
+
+    // Interleaved with packets of this socket alone (they go through Engine.IO's queue until the end of the
+    // turn): a broadcast behind a queued packet waits its turn in the same queue, so the order is kept.
+    for (let i = 0; i < 6; i++) {
+      if (i % 2 === 0) serverSocket.emit("test:order", `own ${i}`);
+      else room.emit("test:order", `room ${i}`);
+    }
+    await waitFor(() => received.length === 11);
+    expect(received.slice(5)).toEqual(["own 0", "room 1", "own 2", "room 3", "own 4", "room 5"]);
+    expect(packetsMade).toBe(6);
+    client.close();
+  });
 });
