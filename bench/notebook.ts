@@ -209,7 +209,15 @@ async function measure(
       windowP99: windows.map((w) => w.samples.percentile(99)),
       ...(windows.length > 0
         ? meter.report()
-        : { server: [], self: Number.NaN, serverWait: [], selfWait: Number.NaN, steal: Number.NaN }),
+        : {
+            server: [],
+            self: Number.NaN,
+            serverWait: [],
+            selfWait: Number.NaN,
+            steal: Number.NaN,
+            selfLagP99: Number.NaN,
+            selfLagMax: Number.NaN,
+          }),
       ...(error ? { error } : {}),
     };
     logRow(row);

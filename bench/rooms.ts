@@ -874,6 +874,10 @@ async function run(): Promise<number> {
         ? ` pinned to CPU ${pinning.serverCpu} (both nodes of the 2-node runs share it); the load generator — real` +
           ` WebSocket clients — runs in the benchmark process on CPU ${pinning.loadCpu}.`
         : "; no CPU pinning; the load generator (WebSocket clients) runs in the benchmark process.") +
+      " Every server, DoctorPy's and the bare ones, runs with the V8 flags of `npm start` (`server/node-flags.ts`)," +
+      " and so does the benchmark process itself (package.json's bench scripts), so that the load generator's own" +
+      " garbage collection does not show as the servers' latency. *load generator loop delay* is its event-loop" +
+      " delay while the window was open (p99)." +
       " Its clients are socket.io-client for the memory scenario and `bench/lib/light-socket.ts` for chat and" +
       " fan-out: the same Engine.IO/Socket.IO packets over a plain WebSocket, without decoding each" +
       " `chat:message` into objects, which socket.io-client could not do fast enough to measure fan-out." +

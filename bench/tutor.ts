@@ -201,6 +201,8 @@ function failedRow(base: Pick<Measured, "kind" | "nodes" | "members" | "setupS">
     serverWait: [],
     selfWait: nan,
     steal: nan,
+    selfLagP99: nan,
+    selfLagMax: nan,
     error,
   };
 }

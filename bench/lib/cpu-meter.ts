@@ -3,7 +3,9 @@
  * the CPU time of each server child and of this process, how long their event loops waited for a CPU while
  * ready to run, and the machine's stolen CPU time.
  */
+
 import { readFileSync } from "node:fs";
+import { type IntervalHistogram, monitorEventLoopDelay } from "node:perf_hooks";
 import type { ServerChild } from "./child.ts";
 import { machineTicks, selfCpuMicros } from "./realtime.ts";
 
@@ -32,6 +34,10 @@ export interface CpuReport {
   selfWait: number;
   /** share of the machine's CPU time the hypervisor gave to other guests, % */
   steal: number;
+  /** this process's event-loop delay, p99 of its worst window, ms: a receipt it timed waited that long too */
+  selfLagP99: number;
+  /** the same, the longest of any window, ms */
+  selfLagMax: number;
 }
 
 interface Snapshot {
@@ -52,6 +58,10 @@ export class CpuMeter {
   private waitKnown = true;
   private ticks = { total: 0, steal: 0 };
   private open: Snapshot | undefined;
+  /** this process's event-loop delay: each window has its own monitor; its p99 and max are kept */
+  private windowLag: IntervalHistogram | undefined;
+  private lagP99 = Number.NaN;
+  private lagMax = Number.NaN;
 
   constructor(private readonly children: ServerChild[]) {
     this.server = children.map(() => 0);
@@ -73,12 +83,22 @@ export class CpuMeter {
 
   async start(): Promise<void> {
     this.open = await this.snapshot();
+    this.windowLag = monitorEventLoopDelay({ resolution: 1 });
+    this.windowLag.enable();
   }
 
   async stop(): Promise<void> {
     const a = this.open;
     if (!a) throw new Error("CpuMeter.stop without start");
     this.open = undefined;
+    if (this.windowLag) {
+      this.windowLag.disable();
+      if (this.windowLag.count > 0) {
+        this.lagP99 = Math.max(this.windowLag.percentile(99) / 1e6, Number.isNaN(this.lagP99) ? 0 : this.lagP99);
+        this.lagMax = Math.max(this.windowLag.max / 1e6, Number.isNaN(this.lagMax) ? 0 : this.lagMax);
+      }
+      this.windowLag = undefined;
+    }
     const b = await this.snapshot();
     this.wallMs += b.at - a.at;
     b.server.forEach((v, k) => {
@@ -106,6 +126,8 @@ export class CpuMeter {
       serverWait: this.serverWait.map(pctOfWall),
       selfWait: pctOfWall(this.selfWait),
       steal: this.ticks.total > 0 ? (100 * this.ticks.steal) / this.ticks.total : Number.NaN,
+      selfLagP99: this.lagP99,
+      selfLagMax: this.lagMax,
     };
   }
 }

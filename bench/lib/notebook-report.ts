@@ -71,7 +71,8 @@ export function logRow(r: Measured): void {
       ` (${f0(r.unknown)} unknown), ${f0(updatesPerS(r))} updates/s to everyone, ${f0(r.deliveries / r.seconds)} deliveries/s,` +
       ` p50 ${f1(r.p50)} ms, p99 ${f1(r.p99)} ms (windows ${r.windowP99.map(f1).join(", ")}), max ${f1(r.max)} ms` +
       `${r.nodes > 1 ? `, across nodes p50 ${f1(r.farP50)} p99 ${f1(r.farP99)} ms` : ""};` +
-      ` server CPU ${r.server.map(f0).join(" + ")} %, ${f0(cpuPerUpdate(r))} µs/update; generator CPU ${f0(r.self)} %,` +
+      ` server CPU ${r.server.map(f0).join(" + ")} %, ${f0(cpuPerUpdate(r))} µs/update; generator CPU ${f0(r.self)} %` +
+      ` (its loop delay p99 ${f1(r.selfLagP99)}, max ${f1(r.selfLagMax)} ms),` +
       ` waited ${r.serverWait.map(f0).join(" + ")} / ${f0(r.selfWait)} %, stolen ${f1(r.steal)} %` +
       `${r.error ? `; ERROR ${r.error}` : ""}\n`,
   );
@@ -96,12 +97,20 @@ interface Context {
   skipped: string[];
 }
 
+/** Shared by the generated method texts: why the benchmark process runs with a larger young generation. */
+export const HARNESS_GC =
+  " Every server, DoctorPy's and the bare ones, runs with the V8 flags of `npm start` (`server/node-flags.ts`), and" +
+  " so does the benchmark process itself (package.json's bench scripts): with V8's default young generation, the" +
+  " editors' own garbage collection (50 growing documents) stalled this process's event loop for up to 140–160 ms" +
+  " once or twice a window, and every receipt it timed meanwhile counted that stall, for both servers alike." +
+  " *generator loop delay* is this process's event-loop delay (p99 of its worst window).";
+
 /** The markdown tables, the docs section's body, and whether a target failed. */
 export function notebookReport(rows: Measured[], ctx: Context): { tables: string; body: string; failed: boolean } {
   const { cfg } = ctx;
   const detail = [
-    "| scenario | server | nodes | notebooks × editors | updates/s sent (target) | updates/s to every editor | deliveries/s | p50 / p90 / p99 / max, ms | p99 of each window, ms | receipts lost | server CPU % | server CPU µs / update | generator CPU % | CPU stolen % | waited for a CPU %, servers / generator |",
-    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| scenario | server | nodes | notebooks × editors | updates/s sent (target) | updates/s to every editor | deliveries/s | p50 / p90 / p99 / max, ms | p99 of each window, ms | receipts lost | server CPU % | server CPU µs / update | generator CPU % | generator loop delay p99 ms | CPU stolen % | waited for a CPU %, servers / generator |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ];
   for (const r of rows) {
     detail.push(
@@ -109,7 +118,7 @@ export function notebookReport(rows: Measured[], ctx: Context): { tables: string
         `${f0(r.sent / r.seconds)} (${r.perSecond === null ? "closed loop" : f0(r.perSecond)}) | ${f0(updatesPerS(r))} | ` +
         `${f0(r.deliveries / r.seconds)} | ${f1(r.p50)} / ${f1(r.p90)} / ${f1(r.p99)} / ${f1(r.max)} | ` +
         `${r.windowP99.map(f1).join(", ")} | ${r.error ? `error: ${r.error}` : `${f0(lost(r))} of ${f0(r.expected)}`} | ` +
-        `${r.server.map(f0).join(" + ")} | ${f0(cpuPerUpdate(r))} | ${f0(r.self)} | ${f1(r.steal)} | ` +
+        `${r.server.map(f0).join(" + ")} | ${f0(cpuPerUpdate(r))} | ${f0(r.self)} | ${f1(r.selfLagP99)} | ${f1(r.steal)} | ` +
         `${r.serverWait.map(f0).join(" + ")} / ${f0(r.selfWait)} |`,
     );
   }
@@ -194,8 +203,8 @@ export function notebookReport(rows: Measured[], ctx: Context): { tables: string
   ].join(" ");
   const pin = ctx.pinning
     ? `Servers are pinned to CPU ${ctx.pinning.serverCpu} (both nodes of a 2-node run share it), the editors (this` +
-      ` process) to CPU ${ctx.pinning.loadCpu}; redis-server and PostgreSQL are not pinned.`
-    : "No CPU pinning.";
+      ` process) to CPU ${ctx.pinning.loadCpu}; redis-server and PostgreSQL are not pinned.${HARNESS_GC}`
+    : `No CPU pinning.${HARNESS_GC}`;
   const method = [
     "*Editors* are light y-websocket clients (`bench/lib/yjs-client.ts`: `ws`, `y-protocols/sync`, one `Y.Doc` each)" +
       " in the benchmark process: each does the sync handshake (step 1 / step 2 both ways), announces one awareness" +
