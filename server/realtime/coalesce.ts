@@ -205,10 +205,10 @@ interface SocketIoClientLike {
  */
 export function writeBroadcastFramesDirectly(io: EventEmitter): void {
   io.once("connection", (socket: { client: SocketIoClientLike }) => {
-    if (clientWriteToEngine) return;
+    if (broadcastsPatched) return;
+    broadcastsPatched = true;
     const proto = Object.getPrototypeOf(socket.client) as SocketIoClientLike;
     const writeToEngine = proto.writeToEngine;
-    clientWriteToEngine = writeToEngine;
     proto.writeToEngine = function (this: SocketIoClientLike, encodedPackets, opts) {
       const frame = opts?.wsPreEncodedFrame;
       const conn = this.conn;
@@ -236,5 +236,5 @@ export function writeBroadcastFramesDirectly(io: EventEmitter): void {
   });
 }
 
-/** Socket.IO's own `Client.prototype.writeToEngine`, kept once it is replaced. */
-let clientWriteToEngine: SocketIoClientLike["writeToEngine"] | undefined;
+/** Whether Socket.IO's `Client.prototype.writeToEngine` was replaced already (once per process). */
+let broadcastsPatched = false;

@@ -147,14 +147,20 @@ describe("write coalescing on Socket.IO", () => {
   });
   afterAll(() => s.close());
 
-  it("delivers a burst of packets to one client in one write, in order", async () => {
+  /** A new user's Socket.IO client, and the payloads of the `event` it receives, in order. */
+  async function listener<T>(event: string) {
     const user = await registerUser(s.url);
     const token = (await user.client.post<AccessToken>("/api/v1/auth/token")).body.token;
     const client = await connect(s.url, { token });
-    const received: unknown[] = [];
-    client.onAny((event: string, payload: unknown) => {
-      if (event === "test:burst") received.push(payload);
+    const received: T[] = [];
+    client.onAny((name: string, payload: T) => {
+      if (name === event) received.push(payload);
     });
+    return { client, received };
+  }
+
+  it("delivers a burst of packets to one client in one write, in order", async () => {
+    const { client, received } = await listener<number>("test:burst");
     const serverSocket = s.realtime.io.sockets.sockets.get(client.id as string);
     expect(serverSocket).toBeDefined();
     const transport = (serverSocket as unknown as { conn: { transport: { name: string; socket: unknown } } }).conn
@@ -200,13 +206,7 @@ describe("write coalescing on Socket.IO", () => {
   });
 
   it("writes a broadcast's frame straight onto each member's socket, after whatever Engine.IO has queued", async () => {
-    const user = await registerUser(s.url);
-    const token = (await user.client.post<AccessToken>("/api/v1/auth/token")).body.token;
-    const client = await connect(s.url, { token });
-    const received: string[] = [];
-    client.onAny((event: string, payload: string) => {
-      if (event === "test:order") received.push(payload);
-    });
+    const { client, received } = await listener<string>("test:order");
     const serverSocket = s.realtime.io.sockets.sockets.get(client.id as string) as unknown as {
       emit(event: string, p: string): void;
       conn: { on(event: string, fn: () => void): void };
