@@ -50,6 +50,8 @@ const STREAM_MAXLEN = "10000";
 const REPLAY_MS = 60_000;
 /** A stream nobody wrote to for this long is dropped by Redis (the database holds the document). */
 const STREAM_TTL_MS = 3_600_000;
+/** The TTL is renewed by the first publish after this long, not by every one (one command less per update). */
+const TTL_RENEW_MS = 60_000;
 const BLOCK_MS = 1000;
 const RETRY_MS = 250;
 const PENDING_MAX = 10_000;
@@ -89,12 +91,17 @@ export function redisRelay(redis: Redis, log: Logger, node: string = randomUUID(
   let blocked = false;
   let wake: (() => void) | undefined;
 
+  /** When this node last renewed each stream's TTL (entries go with `unwatch`). */
+  const renewedAt = new Map<string, number>();
   const xadd = async (key: string, kind: RelayKind, data: Uint8Array) => {
     await withTimeout(
       redis.xadd(key, "MAXLEN", "~", STREAM_MAXLEN, "*", "n", node, "k", kind, "d", Buffer.from(data)),
       COMMAND_TIMEOUT_MS,
     );
-    void redis.pexpire(key, STREAM_TTL_MS).catch(() => {});
+    const now = Date.now();
+    if (now - (renewedAt.get(key) ?? 0) < TTL_RENEW_MS) return;
+    renewedAt.set(key, now);
+    redis.pexpire(key, STREAM_TTL_MS).catch(() => renewedAt.delete(key));
   };
 
   // One flusher at a time: two would both send the head of the queue and then both drop an entry.
@@ -195,6 +202,8 @@ export function redisRelay(redis: Redis, log: Logger, node: string = randomUUID(
     // Every later "ready" is a reconnect: the client id changed, and whatever was written while the reader was
     // away (a stream lost with a restarted Redis, a node that died before it could publish) is in the database.
     reader.on("ready", () => {
+      // A restarted Redis lost the streams and their TTLs: the next publish to each sets it again.
+      renewedAt.clear();
       for (const h of gapHandlers) h();
       void reader
         .client("ID")
@@ -223,6 +232,7 @@ export function redisRelay(redis: Redis, log: Logger, node: string = randomUUID(
     },
     unwatch(notebookId) {
       positions.delete(notebookId);
+      renewedAt.delete(streamKey(notebookId));
     },
     publish(notebookId, kind, data) {
       const key = streamKey(notebookId);
