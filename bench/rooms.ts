@@ -19,6 +19,8 @@
  * - fanout: one room of BENCH_FANOUT_MEMBERS (500); BENCH_FANOUT_SENDERS (4) members send as fast as their
  *   BENCH_FANOUT_WINDOW (16) unacknowledged messages allow for BENCH_FANOUT_DURATION s (10) after
  *   BENCH_FANOUT_WARMUP s (2); then at BENCH_FANOUT_PACED_PCT (70) % of the bare server's measured rate.
+ *   BENCH_FANOUT_RATE=<messages/s> paces DoctorPy alone at that rate (no bare server, no verdict): for trying
+ *   a server change quickly at the rate a full run measured.
  *
  * Other environment: BENCH_SERVER_LOG=<level> with BENCH_CHILD_STDOUT=inherit (DoctorPy's logs on stdout),
  * BENCH_TRACE=1 (the DoctorPy children print their event-loop delay and chat batch sizes every second on stderr),
@@ -86,6 +88,8 @@ const cfg = {
   fanDuration: intEnv("BENCH_FANOUT_DURATION", 10, 1),
   fanWarmup: intEnv("BENCH_FANOUT_WARMUP", 2, 0),
   fanPacedPct: intEnv("BENCH_FANOUT_PACED_PCT", 70, 1),
+  /** a fixed paced rate (messages/s): DoctorPy alone, no bare server, no verdict; to iterate on the server */
+  fanRate: process.env.BENCH_FANOUT_RATE ? intEnv("BENCH_FANOUT_RATE", 0, 1) : undefined,
 };
 const SCENARIOS = ["memory", "chat", "cluster", "fanout"] as const;
 type Scenario = (typeof SCENARIOS)[number];
@@ -756,10 +760,14 @@ async function run(): Promise<number> {
   const fanout: FanoutRow[] = [];
   if (runs("fanout")) {
     const pct = cfg.fanPacedPct / 100;
-    const bare = await fanoutScenario("bare-io", (max) => max.sentPerSec * pct);
-    const bareMax = bare[0] as FanoutRow;
-    fanout.push(...bare);
-    fanout.push(...(await fanoutScenario("doctorpy", () => bareMax.sentPerSec * pct)));
+    const fixed = cfg.fanRate;
+    if (fixed !== undefined) fanout.push(...(await fanoutScenario("doctorpy", () => fixed)));
+    else {
+      const bare = await fanoutScenario("bare-io", (max) => max.sentPerSec * pct);
+      const bareMax = bare[0] as FanoutRow;
+      fanout.push(...bare);
+      fanout.push(...(await fanoutScenario("doctorpy", () => bareMax.sentPerSec * pct)));
+    }
   }
   const elapsedS = (performance.now() - started) / 1000;
 
@@ -851,7 +859,7 @@ async function run(): Promise<number> {
         `fan-out throughput: DoctorPy ${f0(dpMax.deliveredPerSec)} vs bare ${f0(bareMax.deliveredPerSec)} deliveries/s = ${(100 * q).toFixed(0)} %, target ≥ ${100 * TARGET.fanoutRatio} %`,
       );
     }
-    if (dpPaced) {
+    if (dpPaced && bareMax) {
       check(
         dpPaced.p99 < TARGET.fanoutP99 && lossless(dpPaced),
         `fan-out latency at ${cfg.fanPacedPct} % of the bare rate (${f0(dpPaced.sentPerSec)} msgs/s × ${cfg.fanMembers} members): DoctorPy p99 ${f1(dpPaced.p99)} ms, ${dpPaced.got}/${dpPaced.expected} receipts, ${dpPaced.skipped} not sent (backlog); target < ${TARGET.fanoutP99} ms`,
@@ -936,7 +944,7 @@ async function run(): Promise<number> {
       `${tables.join("\n\n")}\n\nTargets:\n${verdicts.join("\n")}\n`,
   );
 
-  if (process.env.BENCH_NO_DOCS !== "1") {
+  if (process.env.BENCH_NO_DOCS !== "1" && cfg.fanRate === undefined) {
     await publishSection(DOCS, HEADING, body, machine);
     log(`wrote the "${HEADING}" section of ${DOCS}`);
   }
