@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { Logger } from "../log.ts";
 
@@ -50,8 +50,16 @@ const STREAM_MAXLEN = "10000";
 const REPLAY_MS = 60_000;
 /** A stream nobody wrote to for this long is dropped by Redis (the database holds the document). */
 const STREAM_TTL_MS = 3_600_000;
-/** The TTL is renewed by the first publish after this long, not by every one (one command less per update). */
+/** The TTL is renewed by the first publish once it has run down by this much, not by every publish. */
 const TTL_RENEW_MS = 60_000;
+/**
+ * XADD, and PEXPIRE only when the stream has no TTL (just created, also by a restarted Redis) or its TTL ran down
+ * by TTL_RENEW_MS: one round trip per update, and Redis, not this process, knows whether the TTL is there.
+ */
+const XADD_SCRIPT = `local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'n', ARGV[2], 'k', ARGV[3], 'd', ARGV[4])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[6]) then redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
+return id`;
+const XADD_SHA = createHash("sha1").update(XADD_SCRIPT).digest("hex");
 const BLOCK_MS = 1000;
 const RETRY_MS = 250;
 const PENDING_MAX = 10_000;
@@ -91,17 +99,16 @@ export function redisRelay(redis: Redis, log: Logger, node: string = randomUUID(
   let blocked = false;
   let wake: (() => void) | undefined;
 
-  /** When this node last renewed each stream's TTL (entries go with `unwatch`). */
-  const renewedAt = new Map<string, number>();
   const xadd = async (key: string, kind: RelayKind, data: Uint8Array) => {
+    const args = [key, STREAM_MAXLEN, node, kind, Buffer.from(data), STREAM_TTL_MS, STREAM_TTL_MS - TTL_RENEW_MS];
     await withTimeout(
-      redis.xadd(key, "MAXLEN", "~", STREAM_MAXLEN, "*", "n", node, "k", kind, "d", Buffer.from(data)),
+      redis.evalsha(XADD_SHA, 1, ...args).catch((err: Error) => {
+        // Not in this Redis's script cache yet (first use, or Redis restarted): sent whole, cached from then on.
+        if (!err.message.startsWith("NOSCRIPT")) throw err;
+        return redis.eval(XADD_SCRIPT, 1, ...args);
+      }),
       COMMAND_TIMEOUT_MS,
     );
-    const now = Date.now();
-    if (now - (renewedAt.get(key) ?? 0) < TTL_RENEW_MS) return;
-    renewedAt.set(key, now);
-    redis.pexpire(key, STREAM_TTL_MS).catch(() => renewedAt.delete(key));
   };
 
   // One flusher at a time: two would both send the head of the queue and then both drop an entry.
@@ -202,8 +209,6 @@ export function redisRelay(redis: Redis, log: Logger, node: string = randomUUID(
     // Every later "ready" is a reconnect: the client id changed, and whatever was written while the reader was
     // away (a stream lost with a restarted Redis, a node that died before it could publish) is in the database.
     reader.on("ready", () => {
-      // A restarted Redis lost the streams and their TTLs: the next publish to each sets it again.
-      renewedAt.clear();
       for (const h of gapHandlers) h();
       void reader
         .client("ID")
@@ -232,7 +237,6 @@ export function redisRelay(redis: Redis, log: Logger, node: string = randomUUID(
     },
     unwatch(notebookId) {
       positions.delete(notebookId);
-      renewedAt.delete(streamKey(notebookId));
     },
     publish(notebookId, kind, data) {
       const key = streamKey(notebookId);
