@@ -1,5 +1,6 @@
-import type { Server } from "node:http";
+import type { IncomingMessage, Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import { serve } from "@hono/node-server";
 import { ERROR_CODES, ERROR_TITLES } from "../shared/errors.ts";
 import { SOCKET_PATH } from "../shared/realtime.ts";
@@ -50,6 +51,13 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   // Slow or idle clients must not hold a connection forever.
   server.requestTimeout = 30_000;
   server.headersTimeout = 15_000;
+  // An upgraded connection (Socket.IO, notebooks) is no longer the HTTP server's to close, and a client that
+  // never answers the WebSocket closing handshake would hold `close` for ws's 30 s: kept here, ended at the grace.
+  const upgraded = new Set<Duplex>();
+  server.on("upgrade", (_req: IncomingMessage, socket: Duplex) => {
+    upgraded.add(socket);
+    socket.once("close", () => upgraded.delete(socket));
+  });
   const realtime = await attachRealtime(server, deps);
   const collab = attachCollab(server, deps, SOCKET_PATH);
   const { port } = server.address() as AddressInfo;
@@ -68,7 +76,10 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
         await realtime.close();
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
-        const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+        const timer = setTimeout(() => {
+          server.closeAllConnections();
+          for (const socket of upgraded) socket.destroy();
+        }, graceMs);
         await closed;
         clearTimeout(timer);
         await deps.close();

@@ -1,6 +1,8 @@
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { request } from "node:http";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -44,6 +46,28 @@ describe("lifecycle", () => {
     expect(await answered).toBe(401);
     await closing;
     await expect(fetch(`${server.url}/healthz`)).rejects.toThrow();
+  });
+
+  it("ends a WebSocket whose client never answers the closing handshake once the grace is over", async () => {
+    const server = await startServer();
+    // A raw upgrade to Engine.IO's WebSocket transport (accepted before any Socket.IO authentication), then
+    // silence: the client reads nothing and never sends the close frame back.
+    const socket = connect(server.port, "127.0.0.1");
+    socket.on("error", () => {});
+    const upgraded = new Promise<string>((resolve) => socket.once("data", (d) => resolve(d.toString())));
+    socket.write(
+      "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n" +
+        `Connection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString("base64")}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
+    expect(await upgraded).toMatch(/^HTTP\/1\.1 101/);
+    socket.pause();
+    const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+    const started = Date.now();
+    await server.close(300);
+    // Without it, ws waits 30 s for the client's close frame before it lets go of the socket.
+    expect(Date.now() - started).toBeLessThan(5000);
+    socket.resume();
+    await closed;
   });
 
   it("main.ts serves, then stops cleanly on SIGTERM", async () => {
