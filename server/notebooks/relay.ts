@@ -203,9 +203,17 @@ export function redisRelay(redis: Redis, log: Logger, node: string = randomUUID(
     }
   };
 
+  /** Ends the wait for the reader's first connection when the relay closes first. */
+  let stopWaiting: (() => void) | undefined;
   const ready = (async () => {
-    await reader.connect();
-    readerId = Number(await reader.client("ID"));
+    // A node may start while Redis is unreachable: ioredis keeps trying after a failed first attempt, and the
+    // relay is ready at its first "ready", however late.
+    await new Promise<void>((resolve, reject) => {
+      stopWaiting = () => reject(new Error("notebook relay closed"));
+      reader.once("ready", () => resolve());
+      reader.connect().catch((err: Error) => log.debug({ err: err.message }, "notebook relay: Redis unreachable"));
+    });
+    stopWaiting = undefined;
     // Every later "ready" is a reconnect: the client id changed, and whatever was written while the reader was
     // away (a stream lost with a restarted Redis, a node that died before it could publish) is in the database.
     reader.on("ready", () => {
@@ -217,8 +225,11 @@ export function redisRelay(redis: Redis, log: Logger, node: string = randomUUID(
         })
         .catch(() => {});
     });
+    readerId = Number(await reader.client("ID"));
     void loop();
   })();
+  // Callers of `watch` see a failure; meanwhile it is not an unhandled rejection.
+  ready.catch(() => {});
 
   return {
     async watch(notebookId) {
@@ -264,8 +275,12 @@ export function redisRelay(redis: Redis, log: Logger, node: string = randomUUID(
       clearTimeout(retryTimer);
       closed = true;
       wake?.();
-      await ready.catch(() => {});
+      stopWaiting?.();
+      // Disconnecting rejects what the reader still waits for (its first connection, a blocked read).
       reader.disconnect();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([ready.catch(() => {}), new Promise((resolve) => (timer = setTimeout(resolve, 1000)))]);
+      clearTimeout(timer);
     },
   };
 }

@@ -13,6 +13,7 @@ const connections: Redis[] = [];
 beforeAll(async () => {
   redis = await startRedis();
   client = new Redis(redis.url);
+  client.on("error", () => {}); // Redis is stopped on purpose below
 });
 afterAll(async () => {
   await Promise.all(relays.map((r) => r.close()));
@@ -22,6 +23,7 @@ afterAll(async () => {
 
 function relay(node: string): NotebookRelay {
   const connection = client.duplicate();
+  connection.on("error", () => {});
   connections.push(connection);
   const r = redisRelay(connection, createLogger("silent"), node);
   relays.push(r);
@@ -76,5 +78,33 @@ describe("the notebook relay (Redis Streams)", () => {
     a.publish("nb-restart", "u", Uint8Array.of(2));
     await waitFor(async () => (await client.xlen("dp:nb:nb-restart").catch(() => 0)) === 1, 10_000);
     await waitFor(async () => (await client.pttl("dp:nb:nb-restart")) > 0);
+  });
+
+  it("starts while Redis is unreachable, and relays once it is back", async () => {
+    await redis.stop();
+    const a = relay("node-late-a");
+    const b = relay("node-late-b");
+    const atB: RelayMessage[] = [];
+    b.onMessage((m) => atB.push(m));
+    const watching = Promise.all([a.watch("nb-late"), b.watch("nb-late")]);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await redis.start();
+    await watching;
+    a.publish("nb-late", "u", Uint8Array.of(7));
+    await waitFor(() => atB.length === 1, 10_000);
+    expect(atB[0]?.data[0]).toBe(7);
+  });
+
+  it("closes at once while Redis is unreachable", async () => {
+    await redis.stop();
+    try {
+      const a = relay("node-down");
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const started = Date.now();
+      await a.close();
+      expect(Date.now() - started).toBeLessThan(1500);
+    } finally {
+      await redis.start();
+    }
   });
 });
