@@ -1,7 +1,7 @@
 import type { IncomingMessage, Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
-import { serve } from "@hono/node-server";
+import { createAdaptorServer } from "@hono/node-server";
 import { ERROR_CODES, ERROR_TITLES } from "../shared/errors.ts";
 import { SOCKET_PATH } from "../shared/realtime.ts";
 import type { Config } from "./config.ts";
@@ -30,12 +30,9 @@ export interface RunningServer {
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   const deps = await createDeps(config, log);
   const app = createApp(deps);
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () =>
-      resolve(s as Server),
-    ) as Server;
-    s.once("error", reject);
-  });
+  // Everything is attached before the server listens: an upgrade that came in between would find nobody to
+  // answer it and hang (the upgrade tracker below makes Node keep such a socket open).
+  const server = createAdaptorServer({ fetch: app.fetch, hostname: config.host }) as Server;
   // Requests Node refuses before our app sees them (a URL or headers over 16 KiB, broken HTTP) still get a
   // problem+json answer instead of a bare status line.
   server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
@@ -60,6 +57,20 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   });
   const realtime = await attachRealtime(server, deps);
   const collab = attachCollab(server, deps, SOCKET_PATH);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(config.port, config.host, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    await collab.close();
+    await realtime.close();
+    await deps.close();
+    throw err;
+  }
   const { port } = server.address() as AddressInfo;
   const host = config.host === "0.0.0.0" || config.host === "::" ? "localhost" : config.host;
   let closing: Promise<void> | undefined;

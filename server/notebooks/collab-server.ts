@@ -117,8 +117,9 @@ export function attachCollab(server: HttpServer, deps: Deps, socketPath: string)
   return {
     connections,
     async close() {
+      // The upgrade listener stays: until the server stops listening, a client that reconnects at once is told
+      // 503 and tries again (elsewhere), where without a listener its upgrade would hang unanswered.
       closing = true;
-      server.off("upgrade", onUpgrade);
       for (const conn of connections) conn.close(CLOSE.goingAway, "server shutting down");
     },
   };

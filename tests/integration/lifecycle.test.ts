@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { request } from "node:http";
 import { connect } from "node:net";
@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { waitFor } from "../helpers/factories.ts";
+import { freePort, startRedis } from "../helpers/redis.ts";
 import { startServer } from "../helpers/server.ts";
 
 function runMain(env: Record<string, string>) {
@@ -20,6 +21,33 @@ function runMain(env: Record<string, string>) {
   child.stderr.on("data", (d) => (err += d));
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   return { child, exited, out: () => out, err: () => err };
+}
+
+/**
+ * A raw WebSocket upgrade request: resolves with the first bytes of the answer, rejects on a connection error or
+ * when nothing came back within `ms`.
+ */
+function rawUpgrade(port: number, path: string, ms = 3000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1");
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no answer to the upgrade within ${ms} ms`));
+    }, ms);
+    socket.once("error", (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    socket.once("data", (d) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(d.toString());
+    });
+    socket.write(
+      `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
+  });
 }
 
 describe("lifecycle", () => {
@@ -68,6 +96,40 @@ describe("lifecycle", () => {
     expect(Date.now() - started).toBeLessThan(5000);
     socket.resume();
     await closed;
+  });
+
+  it("answers a notebook upgrade that comes in while the node closes, so that its client tries again", async () => {
+    const server = await startServer();
+    // The notebooks' endpoint is closed first, while the server still listens (Socket.IO closes next): a client
+    // whose connection was just closed reconnects at once and lands there.
+    await server.collab.close();
+    const answer = await rawUpgrade(server.port, `/collab/${randomUUID()}`);
+    expect(answer).toMatch(/^HTTP\/1\.1 503/);
+    await server.close();
+  });
+
+  it("takes no connection before it can answer an upgrade", async () => {
+    // With Redis, attaching Socket.IO waits for the adapter's connections: the moment to be careful about.
+    const redis = await startRedis();
+    const port = await freePort();
+    // Upgrades to the port, one after the other, from before the server starts until one is answered: each is
+    // refused (nobody listens yet) or answered, none is left waiting.
+    const answers: string[] = [];
+    let started = false;
+    const knocking = (async () => {
+      for (;;) {
+        const answer = await rawUpgrade(port, `/collab/${randomUUID()}`).catch((err: Error) => err.message);
+        answers.push(answer);
+        if (answer.startsWith("HTTP/") && started) return;
+      }
+    })();
+    const server = await startServer({ port, redisUrl: redis.url });
+    started = true;
+    await knocking;
+    await server.close();
+    await redis.stop();
+    expect(answers.filter((a) => !a.startsWith("HTTP/") && !a.includes("ECONNREFUSED"))).toEqual([]);
+    expect(answers.at(-1)).toMatch(/^HTTP\/1\.1 401/);
   });
 
   it("main.ts serves, then stops cleanly on SIGTERM", async () => {
