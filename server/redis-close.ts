@@ -16,3 +16,27 @@ export async function closeRedis(redis: Redis | undefined, ms = 1000): Promise<v
   clearTimeout(timer);
   redis.disconnect();
 }
+
+type FireAndForget = "publish" | "subscribe" | "psubscribe";
+
+/**
+ * Commands whose reply some caller may not wait for: the Socket.IO adapter publishes without waiting, and ioredis
+ * resubscribes after a reconnect without handling the reply. A connection that closes meanwhile (a node shutting
+ * down, Redis restarting again) refuses them, and an unhandled rejection ends the process. Here a refusal is
+ * reported to `onRefused` instead; callers that wait for the reply still see it.
+ */
+export function quietReplies(
+  redis: Redis,
+  commands: readonly FireAndForget[],
+  onRefused: (command: FireAndForget, err: Error) => void,
+): void {
+  const target = redis as unknown as Record<FireAndForget, (...args: unknown[]) => Promise<unknown>>;
+  for (const command of commands) {
+    const send = target[command].bind(redis);
+    target[command] = (...args: unknown[]) => {
+      const reply = send(...args);
+      reply.catch((err: Error) => onRefused(command, err));
+      return reply;
+    };
+  }
+}

@@ -1,5 +1,6 @@
 import { EventEmitter } from "node:events";
 import type { Redis } from "ioredis";
+import { quietReplies } from "../redis-close.ts";
 import type { SessionRow, UserRow } from "./sessions.ts";
 
 /**
@@ -35,6 +36,8 @@ const CHANNEL = "dp:auth:invalidate";
 export async function redisBus(redis: Redis, onError: (err: unknown) => void): Promise<InvalidationBus> {
   const sub = redis.duplicate({ enableOfflineQueue: true, lazyConnect: true });
   sub.on("error", onError);
+  // A resubscription that a closing connection refuses is no error worth reporting.
+  quietReplies(sub, ["subscribe"], () => {});
   await sub.connect();
   await sub.subscribe(CHANNEL);
   const handlers: ((event: Invalidation) => void)[] = [];

@@ -4,7 +4,7 @@ import type { Redis } from "ioredis";
 import { Server } from "socket.io";
 import { SOCKET_MAX_PAYLOAD, SOCKET_PATH } from "../../shared/realtime.ts";
 import type { Deps } from "../deps.ts";
-import { closeRedis } from "../redis-close.ts";
+import { closeRedis, quietReplies } from "../redis-close.ts";
 import { chatHandlers } from "./chat-handlers.ts";
 import { coalesceEngineWrites, flushPendingWrites, setWriteHold, writeBroadcastFramesDirectly } from "./coalesce.ts";
 import { authenticateSocket, originAllowed } from "./handshake.ts";
@@ -48,13 +48,7 @@ export async function attachRealtime(server: HttpServer, deps: Deps): Promise<Re
   let pub: typeof deps.redis;
   let sub: typeof deps.redis;
   if (deps.redis) {
-    // The adapter needs its own connections, with an offline queue (they resubscribe after an outage).
-    pub = deps.redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, lazyConnect: true });
-    sub = pub.duplicate();
-    for (const c of [pub, sub])
-      c.on("error", (err: Error) => log.warn({ err: err.message }, "socket.io adapter redis error"));
-    await Promise.all([pub.connect(), sub.connect()]);
-    quietPublish(pub, log);
+    ({ pub, sub } = await adapterConnections(deps.redis, log));
     io.adapter(createAdapter(pub, sub, { requestsTimeout: 3000 }));
   }
 
@@ -94,15 +88,18 @@ export async function attachRealtime(server: HttpServer, deps: Deps): Promise<Re
 }
 
 /**
- * The adapter publishes without waiting for the reply, so a publish that a closing connection refuses (a response
- * to another node's request that arrives while this node shuts down) would be an unhandled rejection, which
- * ends the process. Such a refusal is logged instead; callers that wait for the reply still see it.
+ * The adapter's own two connections, with an offline queue (they resubscribe after an outage). Neither its
+ * publishes nor ioredis's resubscriptions wait for their replies: a refusal by a closing connection is logged.
  */
-export function quietPublish(pub: Redis, log: Deps["log"]): void {
-  const publish = pub.publish.bind(pub) as (...args: unknown[]) => Promise<number>;
-  pub.publish = ((...args: unknown[]) => {
-    const reply = publish(...args);
-    reply.catch((err: Error) => log.debug({ err: err.message }, "socket.io adapter publish refused"));
-    return reply;
-  }) as Redis["publish"];
+export async function adapterConnections(redis: Redis, log: Deps["log"]): Promise<{ pub: Redis; sub: Redis }> {
+  const pub = redis.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, lazyConnect: true });
+  const sub = pub.duplicate();
+  for (const c of [pub, sub])
+    c.on("error", (err: Error) => log.warn({ err: err.message }, "socket.io adapter redis error"));
+  await Promise.all([pub.connect(), sub.connect()]);
+  const refused = (command: string, err: Error) =>
+    log.debug({ err: err.message, command }, "socket.io adapter redis command refused");
+  quietReplies(pub, ["publish"], refused);
+  quietReplies(sub, ["subscribe", "psubscribe"], refused);
+  return { pub, sub };
 }

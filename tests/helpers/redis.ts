@@ -73,3 +73,17 @@ export async function startRedis(): Promise<TestRedis> {
   await ready(url);
   return handle;
 }
+
+/**
+ * Closes a subscribed connection just after ioredis sent its next (re)subscription, before Redis can answer: as
+ * `disconnect()` does (no reconnect), and with the socket destroyed at once, so that no reply comes in between.
+ */
+export function closeWhileResubscribing(sub: Redis): void {
+  const subscribe = sub.subscribe.bind(sub) as (...args: unknown[]) => Promise<unknown>;
+  sub.subscribe = ((...args: unknown[]) => {
+    const reply = subscribe(...args);
+    sub.disconnect();
+    (sub as unknown as { stream?: { destroy(): void } }).stream?.destroy();
+    return reply;
+  }) as Redis["subscribe"];
+}
