@@ -1,3 +1,4 @@
+import { pino } from "pino";
 import type { Config } from "../../server/config.ts";
 import { createLogger } from "../../server/log.ts";
 import { type RunningServer, startServer as start } from "../../server/server.ts";
@@ -21,7 +22,13 @@ export async function startServer(overrides: Partial<Config> = {}): Promise<Test
     drop = created.drop;
   }
   const config = testConfig({ ...overrides, databaseUrl });
-  const running = await start(config, createLogger(config.logLevel));
+  // Logs asked for by TEST_LOG_LEVEL are written synchronously (none is lost when a test ends the process), to
+  // stderr or to the file TEST_LOG_FILE names.
+  const destination =
+    config.logLevel === "silent"
+      ? undefined
+      : pino.destination({ dest: process.env.TEST_LOG_FILE ?? 2, sync: true, append: true });
+  const running = await start(config, createLogger(config.logLevel, destination));
   return {
     ...running,
     config,

@@ -65,6 +65,17 @@ const tokensIn = (doc: Y.Doc) =>
     .flatMap((c) => c.source.split(" "))
     .filter((t) => t.startsWith("<"));
 
+/** One client's state, for a failure message: its connection, its sync, and the tokens it lacks or has extra. */
+function describeEditor(e: Editor, i: number, expected: Set<string>): string {
+  const held = new Set(tokensIn(e.doc));
+  const missing = [...expected].filter((t) => !held.has(t));
+  const extra = [...held].filter((t) => !expected.has(t));
+  const link = e.provider.wsconnected ? "connected" : e.provider.wsconnecting ? "connecting" : "disconnected";
+  const state = `${link}${e.provider.synced ? ", synced" : ""}, closes [${e.closes.slice(-4).join(" ")}]`;
+  const gaps = e.doc.store.pendingStructs || e.doc.store.pendingDs ? ", pending structs" : "";
+  return `client ${i} on node ${i % NODES}: ${state}${gaps}, lacks [${missing.join(" ")}], extra [${extra.join(" ")}]`;
+}
+
 beforeAll(async () => {
   cluster = await startCluster(NODES);
   owner = await registerUser((cluster.nodes[0] as TestServer).url, "Owner");
@@ -126,9 +137,13 @@ describe("random concurrent edits on several nodes, through node and Redis resta
             }
             await new Promise((r) => setTimeout(r, 5));
           }
-          const settled = () =>
-            editors.every((e) => e.provider.wsconnected && e.provider.synced) &&
-            editors.every((e) => jsonOf(e.doc) === jsonOf((editors[0] as Editor).doc));
+          // Throws, until every client converged, what each one holds: a timeout then says who diverged and how.
+          const settled = () => {
+            const first = jsonOf((editors[0] as Editor).doc);
+            if (editors.every((e) => e.provider.wsconnected && e.provider.synced && jsonOf(e.doc) === first))
+              return true;
+            throw new Error(editors.map((e, i) => describeEditor(e, i, expected)).join("; "));
+          };
           await waitFor(settled, 30_000, 50);
           const final = tokensIn((editors[0] as Editor).doc).sort();
           expect(final).toEqual([...expected].sort());
