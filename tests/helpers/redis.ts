@@ -87,3 +87,17 @@ export function closeWhileResubscribing(sub: Redis): void {
     return reply;
   }) as Redis["subscribe"];
 }
+
+/** Records the unhandled rejections of the process while `run` runs (and a moment after). */
+export async function unhandledDuring(run: () => Promise<void>): Promise<unknown[]> {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on("unhandledRejection", onUnhandled);
+  try {
+    await run();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  } finally {
+    process.off("unhandledRejection", onUnhandled);
+  }
+  return unhandled;
+}

@@ -5,7 +5,7 @@ import { Server } from "socket.io";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { adapterConnections } from "../../server/realtime/io.ts";
 import { waitFor } from "../helpers/factories.ts";
-import { closeWhileResubscribing, startRedis, type TestRedis } from "../helpers/redis.ts";
+import { closeWhileResubscribing, startRedis, type TestRedis, unhandledDuring } from "../helpers/redis.ts";
 
 let redis: TestRedis;
 /** the node's main connection, which the adapter's are made from */
@@ -19,20 +19,6 @@ afterAll(async () => {
   base.disconnect();
   await redis.stop();
 });
-
-/** Records the unhandled rejections of the process while `run` runs (and a moment after). */
-async function unhandledDuring(run: () => Promise<void>): Promise<unknown[]> {
-  const unhandled: unknown[] = [];
-  const onUnhandled = (reason: unknown) => unhandled.push(reason);
-  process.on("unhandledRejection", onUnhandled);
-  try {
-    await run();
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  } finally {
-    process.off("unhandledRejection", onUnhandled);
-  }
-  return unhandled;
-}
 
 describe("the Socket.IO adapter's Redis connection", () => {
   it("refuses a publish after it closed without an unhandled rejection (a node shutting down stays up)", async () => {

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { roomMembers } from "../../db/schema.ts";
 import { type Invalidation, redisBus } from "../../server/auth/session-cache.ts";
 import { registerUser, waitFor } from "../helpers/factories.ts";
-import { closeWhileResubscribing, startRedis, type TestRedis } from "../helpers/redis.ts";
+import { closeWhileResubscribing, startRedis, type TestRedis, unhandledDuring } from "../helpers/redis.ts";
 import { startServer, type TestServer } from "../helpers/server.ts";
 
 let redis: TestRedis;
@@ -55,22 +55,16 @@ describe("the invalidation bus over Redis", () => {
     let sub: Redis | undefined;
     b.duplicate = (options) => (sub = duplicate(options));
     const bus = await redisBus(b, () => {});
-    const unhandled: unknown[] = [];
-    const onUnhandled = (reason: unknown) => unhandled.push(reason);
-    process.on("unhandledRejection", onUnhandled);
-    try {
+    const unhandled = await unhandledDuring(async () => {
       // After a reconnect ioredis resubscribes without waiting for the reply: a node that shuts down meanwhile
       // closes the connection under it.
       closeWhileResubscribing(sub as Redis);
       await cutSubscribers();
       await waitFor(() => sub?.status === "end");
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      expect(unhandled).toEqual([]);
-    } finally {
-      process.off("unhandledRejection", onUnhandled);
-      await bus.close();
-      b.disconnect();
-    }
+    });
+    await bus.close();
+    b.disconnect();
+    expect(unhandled).toEqual([]);
   });
 });
 
