@@ -125,15 +125,10 @@ export class Samples {
 
 /**
  * Message bodies carry the sender's index and the send time on this process's clock (`performance.now()`), so
- * that every receiver computes the end-to-end latency against the same clock.
+ * that every receiver computes the end-to-end latency against the same clock. `LightSocket.onChatStamp` reads
+ * them back from the bytes.
  */
 export const stampBody = (sender: number, t: number) => `${sender}|${t.toFixed(3)}`;
-
-export function readStamp(body: string): { sender: number; t: number } | null {
-  const bar = body.indexOf("|");
-  if (bar <= 0) return null;
-  return { sender: Number(body.slice(0, bar)), t: Number(body.slice(bar + 1)) };
-}
 
 /**
  * The machine's CPU ticks so far, all and stolen (Linux `/proc/stat`: time a virtual machine was ready to run
