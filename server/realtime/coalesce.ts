@@ -74,10 +74,20 @@ export function setWriteHold(ms: number, whenBusierThan = 0.5): void {
  * was ~7 KB of old-generation garbage per broadcast, 3 MB/s at 400 broadcasts/s, and a major collection,
  * with its 10–15 ms marking steps, every few seconds. A new set is young and dies young.
  */
-let turnRaw = new Set<RawSocket>();
-let turnEngine = new Set<EngineSocketLike>();
-let heldRaw = new Set<RawSocket>();
-let heldEngine = new Set<EngineSocketLike>();
+interface Round {
+  raw: Set<RawSocket>;
+  engine: Set<EngineSocketLike>;
+}
+const newRound = (): Round => ({ raw: new Set(), engine: new Set() });
+const rounds = { turn: newRound(), held: newRound() };
+
+/** Takes the sockets of one round out of the module's state, leaving an empty round in its place. */
+function take(which: keyof typeof rounds): Round {
+  const round = rounds[which];
+  rounds[which] = newRound();
+  return round;
+}
+
 let turnScheduled = false;
 let holdTimer: NodeJS.Timeout | undefined;
 
@@ -99,37 +109,20 @@ function scheduleHold(): void {
 
 function endOfTurn(): void {
   turnScheduled = false;
-  writeTurn();
+  write(take("turn"));
 }
 
 function endOfHold(): void {
   holdTimer = undefined;
-  writeHeld();
-}
-
-function writeTurn(): void {
-  const raws = turnRaw;
-  const engines = turnEngine;
-  turnRaw = new Set();
-  turnEngine = new Set();
-  write(raws, engines);
-}
-
-function writeHeld(): void {
-  const raws = heldRaw;
-  const engines = heldEngine;
-  heldRaw = new Set();
-  heldEngine = new Set();
-  write(raws, engines);
+  write(take("held"));
 }
 
 /**
- * Runs the engine sockets' flushes into corked sockets, then uncorks every socket once. Both sets belong to
- * this call (taken out of the module's state), and `raws` collects the sockets to uncork.
+ * Runs the engine sockets' flushes into corked sockets, then uncorks every socket once. The round belongs to
+ * this call (taken out of the module's state), and its raw set collects the sockets to uncork.
  */
-function write(raws: Set<RawSocket>, engines: Set<EngineSocketLike>): void {
+function write({ raw: toUncork, engine: engines }: Round): void {
   const now = performance.now();
-  const toUncork = raws;
   if (engines.size > 0) {
     for (const socket of engines) {
       socket[WRITTEN_AT] = now;
@@ -149,15 +142,15 @@ function write(raws: Set<RawSocket>, engines: Set<EngineSocketLike>): void {
 
 /** Writes everything waiting now (before connections are dropped without a drain, as at shutdown). */
 export function flushPendingWrites(): void {
-  writeHeld();
-  writeTurn();
+  write(take("held"));
+  write(take("turn"));
 }
 
 /** Holds this socket's writes until the end of the current turn of the event loop, or the hold (see above). */
 export function corkUntilTurnEnds(socket: RawSocket | undefined): void {
-  if (!socket || socket.destroyed || turnRaw.has(socket) || heldRaw.has(socket)) return;
+  if (!socket || socket.destroyed || rounds.turn.raw.has(socket) || rounds.held.raw.has(socket)) return;
   socket.cork();
-  enqueue(socket, turnRaw, heldRaw);
+  enqueue(socket, rounds.turn.raw, rounds.held.raw);
 }
 
 /** Queues a socket for the end of the turn, or for the hold's timer when it was written to too recently. */
@@ -200,7 +193,8 @@ export function coalesceEngineWrites(engine: EventEmitter): void {
         flushNow.call(this);
         return;
       }
-      if (!turnEngine.has(this) && !heldEngine.has(this)) enqueue(this, turnEngine, heldEngine);
+      if (!rounds.turn.engine.has(this) && !rounds.held.engine.has(this))
+        enqueue(this, rounds.turn.engine, rounds.held.engine);
     };
   });
 }
